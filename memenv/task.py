@@ -1,0 +1,319 @@
+"""`DelayedRecallTask`: vectorised sampling of whole delayed-recall trials.
+
+One sampler serves every consumer. It works in numpy (pass an ``np.random.Generator``) or in
+torch on any device (pass a ``torch.Generator``; tensors and noise are made on the generator's
+device). Nothing loops over trials in Python.
+
+Trials can be drawn whole (`DelayedRecallTask.sample`) or in two stages for long delays:
+`sample_spec` draws the per-trial facts (label, image, stimulus and response times) and
+`render` draws the frames of any window ``[start, stop)``, so that a 2,000-step trial never
+needs a ``B x 2000 x D`` tensor.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from memenv.config import RESPONSE_WEIGHT, TaskConfig
+from memenv.data import ImageSet, load_images
+
+if TYPE_CHECKING:
+    import torch
+
+    Generator = np.random.Generator | torch.Generator
+
+# CPU noise is drawn in this many independent pieces, each from its own generator seeded from
+# the caller's, so that two cores can share the Gaussian draw (the sampler's main cost) while
+# the result stays the same on every machine, whatever its thread count.
+CPU_NOISE_PIECES = 4
+
+
+@dataclass
+class TrialSpec:
+    """Per-trial facts, all ``[B]`` int64 (numpy arrays or torch tensors)."""
+
+    label: Any
+    image_index: Any
+    t_stim: Any
+    t_resp: Any
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.label.shape[0])
+
+
+@dataclass
+class TrialBatch:
+    """A batch of whole trials (numpy arrays or torch tensors).
+
+    Attributes:
+        obs: float32 ``[B, T, P + 1]``: pixels, then the trigger.
+        target: int64 ``[B, T]``: 0 (null) except ``label + 1`` at ``t_resp``.
+        loss_weight: float32 ``[B, T]``: 1 at null steps before ``t_max``, `RESPONSE_WEIGHT`
+            at ``t_resp``, 0 elsewhere.
+        t_stim: int64 ``[B]``.
+        t_resp: int64 ``[B]``.
+        label: int64 ``[B]``: the stimulus class (0-9).
+    """
+
+    obs: Any
+    target: Any
+    loss_weight: Any
+    t_stim: Any
+    t_resp: Any
+    label: Any
+
+    def __post_init__(self) -> None:
+        b, t, _ = self.obs.shape
+        for name in ("target", "loss_weight"):
+            if tuple(getattr(self, name).shape) != (b, t):
+                raise ValueError(f"{name} has shape {tuple(getattr(self, name).shape)}, want {(b, t)}")
+        for name in ("t_stim", "t_resp", "label"):
+            if tuple(getattr(self, name).shape) != (b,):
+                raise ValueError(f"{name} has shape {tuple(getattr(self, name).shape)}, want {(b,)}")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.obs.shape[0])
+
+    def to(self, device: Any) -> TrialBatch:
+        """The same batch as torch tensors on ``device``."""
+        import torch
+
+        def move(x):
+            x = torch.as_tensor(x) if isinstance(x, np.ndarray) else x
+            return x.to(device)
+
+        return TrialBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+
+class DelayedRecallTask:
+    """Samples trials of a `TaskConfig` from an `ImageSet`.
+
+    Args:
+        config: The trial distribution.
+        images: The image pool; loaded from ``config.dataset`` / ``config.split`` if omitted.
+        root: Data folder passed to `load_images` when ``images`` is omitted.
+        download: Passed to `load_images`.
+    """
+
+    def __init__(
+        self,
+        config: TaskConfig,
+        images: ImageSet | None = None,
+        root: str | os.PathLike | None = None,
+        download: bool = False,
+    ) -> None:
+        if not isinstance(config, TaskConfig):
+            raise ValueError(f"config must be a TaskConfig, got {type(config).__name__}")
+        if images is None:
+            images = load_images(config.dataset, config.split, root=root, download=download)
+        if (images.dataset, images.split) != (config.dataset, config.split):
+            raise ValueError(
+                f"images are {images.dataset}/{images.split} but the config asks for "
+                f"{config.dataset}/{config.split}"
+            )
+        self.config = config
+        self.images = images
+        self._device_images: dict[str, Any] = {}
+
+    def with_config(self, config: TaskConfig) -> DelayedRecallTask:
+        """A task for ``config`` sharing this task's images (same data set and split)."""
+        task = DelayedRecallTask(config, self.images)
+        task._device_images = self._device_images
+        return task
+
+    @property
+    def n_pixels(self) -> int:
+        return self.images.n_pixels
+
+    @property
+    def obs_dim(self) -> int:
+        """P + 1: the pixels and the trigger."""
+        return self.images.n_pixels + 1
+
+    # ----------------------------------------------------------------------------- sampling
+    def sample(self, batch_size: int, rng: Generator, obs_out: Any = None) -> TrialBatch:
+        """Whole trials of ``config.n_steps`` steps.
+
+        Args:
+            batch_size: B.
+            rng: ``np.random.Generator`` (numpy result) or ``torch.Generator`` (torch result on
+                the generator's device).
+            obs_out: Optional ``[B, n_steps, P + 1]`` float32 buffer to fill in place (saves an
+                allocation per batch in training loops).
+        """
+        spec = self.sample_spec(batch_size, rng)
+        obs = self.render(spec, 0, self.config.n_steps, rng, out=obs_out)
+        target, weight = self.targets(spec, 0, self.config.n_steps)
+        return TrialBatch(obs, target, weight, spec.t_stim, spec.t_resp, spec.label)
+
+    def sample_spec(self, batch_size: int, rng: Generator) -> TrialSpec:
+        """Draws labels, images, stimulus and response times for ``batch_size`` trials."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        cfg = self.config
+        n_per = self.images.n_per_class
+        if isinstance(rng, np.random.Generator):
+            label = rng.integers(0, cfg.n_classes, batch_size)
+            image_index = label * n_per + rng.integers(0, n_per, batch_size)
+            t_stim = self._np_stim_times(batch_size, rng)
+            if cfg.delay is not None:
+                t_resp = t_stim + cfg.delay
+            else:
+                t_resp = rng.integers(t_stim + cfg.min_delay, cfg.t_max)
+            return TrialSpec(label, image_index, t_stim, t_resp)
+        import torch
+
+        _check_torch_generator(rng)
+        device = rng.device
+        kw = {"generator": rng, "device": device}
+        label = torch.randint(0, cfg.n_classes, (batch_size,), **kw)
+        image_index = label * n_per + torch.randint(0, n_per, (batch_size,), **kw)
+        if cfg.t_stim is not None:
+            t_stim = torch.full((batch_size,), cfg.t_stim, dtype=torch.int64, device=device)
+        else:
+            t_stim = torch.randint(0, cfg.latest_stim + 1, (batch_size,), **kw)
+        if cfg.delay is not None:
+            t_resp = t_stim + cfg.delay
+        else:
+            # uniform on {t_stim + min_delay, ..., t_max - 1}; float64 keeps the bias < 1e-15
+            span = (cfg.t_max - cfg.min_delay - t_stim).double()
+            u = torch.rand(batch_size, dtype=torch.float64, **kw)
+            t_resp = t_stim + cfg.min_delay + (u * span).long().clamp_max(span.long() - 1)
+        return TrialSpec(label, image_index, t_stim, t_resp)
+
+    def _np_stim_times(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        if self.config.t_stim is not None:
+            return np.full(batch_size, self.config.t_stim, dtype=np.int64)
+        return rng.integers(0, self.config.latest_stim + 1, batch_size)
+
+    def render(self, spec: TrialSpec, start: int, stop: int, rng: Generator, out: Any = None):
+        """Frames ``[start, stop)`` of the trials in ``spec``: float32 ``[B, stop - start, P + 1]``.
+
+        Noise is drawn afresh from ``rng`` for every call. Rendering a long trial window by window
+        gives the same distribution as rendering it at once, in bounded memory.
+        """
+        if not 0 <= start < stop:
+            raise ValueError(f"need 0 <= start < stop, got start={start!r}, stop={stop!r}")
+        shape = (spec.batch_size, stop - start, self.obs_dim)
+        if out is not None and tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, want {shape}")
+        obs = self.noise(shape, rng, out=out)
+        self.place(obs, spec, start)
+        return obs
+
+    def noise(self, shape: tuple[int, ...], rng: Generator, out: Any = None):
+        """Noise frames of ``shape`` (float32), mean = pixel mean, std = pixel std * noise_scale."""
+        mean = self.images.pixel_mean
+        std = self.images.pixel_std * float(self.config.noise_scale)
+        if isinstance(rng, np.random.Generator):
+            if out is None:
+                out = np.empty(shape, dtype=np.float32)
+            rng.standard_normal(dtype=np.float32, out=out)
+            out *= np.float32(std)
+            out += np.float32(mean)
+            return out
+        import torch
+
+        _check_torch_generator(rng)
+        if out is None:
+            out = torch.empty(shape, dtype=torch.float32, device=rng.device)
+        if rng.device.type != "cpu" or out.numel() < 1 << 16:
+            return out.normal_(mean, std, generator=rng)
+        seeds = torch.randint(0, 2**62, (CPU_NOISE_PIECES,), generator=rng).tolist()
+        pieces = out.view(-1).tensor_split(CPU_NOISE_PIECES)
+
+        def fill(i: int) -> None:
+            piece_rng = torch.Generator().manual_seed(seeds[i])
+            pieces[i].normal_(mean, std, generator=piece_rng)
+
+        list(_pool().map(fill, range(CPU_NOISE_PIECES)))  # torch releases the GIL in normal_
+        return out
+
+    def place(self, obs: Any, spec: TrialSpec, start: int) -> None:
+        """Writes the stimulus images and the trigger into the window ``obs`` (step ``start`` on)."""
+        n_pixels = self.n_pixels
+        window = obs.shape[1]
+        obs[..., n_pixels] = 0.0
+        if isinstance(obs, np.ndarray):
+            rows = np.arange(spec.batch_size)
+            stim = spec.t_stim - start
+            hit = (stim >= 0) & (stim < window)
+            if hit.any():
+                pixels = self.images.images_nxp[spec.image_index[hit]]
+                obs[rows[hit], stim[hit], :n_pixels] = pixels * np.float32(1 / 255)
+            resp = spec.t_resp - start
+            hit = (resp >= 0) & (resp < window)
+            obs[rows[hit], resp[hit], n_pixels] = 1.0
+            return
+        import torch
+
+        rows = torch.arange(spec.batch_size, device=obs.device)
+        stim = spec.t_stim - start
+        hit = ((stim >= 0) & (stim < window)).nonzero().squeeze(1)
+        if hit.numel():
+            pixels = self._images_on(obs.device)[spec.image_index[hit]]
+            obs[rows[hit], stim[hit], :n_pixels] = pixels.float().mul_(1 / 255)
+        resp = spec.t_resp - start
+        hit = ((resp >= 0) & (resp < window)).nonzero().squeeze(1)
+        obs[rows[hit], resp[hit], n_pixels] = 1.0
+
+    def targets(self, spec: TrialSpec, start: int, stop: int):
+        """``(target [B, W] int64, loss_weight [B, W] float32)`` for steps ``[start, stop)``."""
+        cfg = self.config
+        if isinstance(spec.label, np.ndarray):
+            steps = np.arange(start, stop)[None, :]
+            is_resp = steps == spec.t_resp[:, None]
+            target = np.where(is_resp, spec.label[:, None] + 1, 0).astype(np.int64)
+            weight = np.where(steps < cfg.t_max, np.float32(1.0), np.float32(0.0))
+            weight = np.where(is_resp, np.float32(RESPONSE_WEIGHT), weight).astype(np.float32)
+            return target, weight
+        import torch
+
+        steps = torch.arange(start, stop, device=spec.label.device)[None, :]
+        is_resp = steps == spec.t_resp[:, None]
+        target = torch.where(is_resp, spec.label[:, None] + 1, 0)
+        weight = (steps < cfg.t_max).float().expand(spec.batch_size, -1)
+        weight = torch.where(is_resp, RESPONSE_WEIGHT, weight)
+        return target, weight
+
+    def _images_on(self, device: Any):
+        import torch
+
+        key = str(device)
+        if key not in self._device_images:
+            self._device_images[key] = torch.from_numpy(self.images.images_nxp).to(device)
+        return self._device_images[key]
+
+    @cached_property
+    def mean_frame(self) -> np.ndarray:
+        """The expected noise frame with the trigger off: float32 ``[P + 1]``."""
+        frame = np.full(self.obs_dim, self.images.pixel_mean, dtype=np.float32)
+        frame[-1] = 0.0
+        return frame
+
+
+def _check_torch_generator(rng: Any) -> None:
+    import torch
+
+    if not isinstance(rng, torch.Generator):
+        raise ValueError(
+            f"rng must be a numpy.random.Generator or a torch.Generator, got {type(rng).__name__}"
+        )
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(CPU_NOISE_PIECES, os.cpu_count() or 1))
+    return _POOL
