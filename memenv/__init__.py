@@ -5,7 +5,10 @@
 
 from memenv.config import TaskConfig
 from memenv.data import CorruptDataError, DataSetNotFoundError, ImageSet, load_images
+from memenv.registration import ENV_IDS, register_envs
 from memenv.task import DelayedRecallTask, TrialBatch, TrialSpec
+
+register_envs()
 
 __version__ = "0.1.0"
 
@@ -13,6 +16,7 @@ __all__ = [
     "CorruptDataError",
     "DataSetNotFoundError",
     "DelayedRecallTask",
+    "ENV_IDS",
     "ImageSet",
     "TaskConfig",
     "TrialBatch",

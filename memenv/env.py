@@ -1,0 +1,228 @@
+"""`DelayedRecallEnv`: one delayed-recall trial per episode, as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from memenv.config import N_LABELS, TaskConfig
+from memenv.task import DelayedRecallTask, TrialSpec
+
+N_ACTIONS = N_LABELS + 1
+
+
+def make_task(
+    dataset: str,
+    root: str | os.PathLike | None,
+    download: bool,
+    task_kwargs: dict[str, Any],
+) -> DelayedRecallTask:
+    """Builds the task of an env from its keyword arguments (ValueError names a bad one)."""
+    config = TaskConfig(dataset=dataset, **task_kwargs)
+    return DelayedRecallTask(config, root=root, download=download)
+
+
+def observation_space(task: DelayedRecallTask) -> spaces.Box:
+    """Pixels are unbounded (Gaussian noise, unclipped as in the paper); the trigger is in [0, 1]."""
+    low = np.full(task.obs_dim, -np.inf, dtype=np.float32)
+    high = np.full(task.obs_dim, np.inf, dtype=np.float32)
+    low[-1], high[-1] = 0.0, 1.0
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+def check_null_penalty(null_penalty: Any) -> float:
+    if isinstance(null_penalty, bool) or not isinstance(null_penalty, int | float):
+        raise ValueError(f"null_penalty must be a real number, got {null_penalty!r}")
+    if not 0.0 <= null_penalty < np.inf:
+        raise ValueError(f"null_penalty must be finite and >= 0, got {null_penalty!r}")
+    return float(null_penalty)
+
+
+def frame_image(obs: np.ndarray, frame_shape: tuple[int, int, int]) -> np.ndarray:
+    """An observation as an RGB uint8 image ``[H, W, 3]``; the trigger draws a red border."""
+    channels, height, width = frame_shape
+    pixels = np.clip(obs[:-1], 0.0, 1.0).reshape(channels, height, width)
+    rgb = np.repeat(pixels, 3, axis=0) if channels == 1 else pixels
+    image = (rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    if obs[-1] > 0.5:
+        image[[0, -1], :] = (255, 0, 0)
+        image[:, [0, -1]] = (255, 0, 0)
+    return image
+
+
+class DelayedRecallEnv(gym.Env):
+    """The delayed-recall task of Haviv, Rivkind & Barak (ICML 2019), one trial per episode.
+
+    ## Description
+    An image of class ``label`` is shown at the stimulus time ``t_stim``; every other frame is
+    Gaussian noise (the data set's pixel mean and std, fresh at every step, unclipped). At the
+    response time ``t_resp`` a trigger channel turns on, and the agent must name the class it
+    saw. ``t_stim ~ U{0..t_max-1-min_delay}``, ``t_resp ~ U{t_stim+min_delay..t_max-1}``
+    (paper: ``t_max = 20``, ``min_delay = 4``), or a fixed ``delay`` for extrapolation. See
+    `memenv.TaskConfig` for the exact distribution.
+
+    ## Observation Space
+    ``Box(float32, (P + 1,))``: the frame's P pixels (MNIST/Fashion-MNIST 784; CIFAR-10 3072,
+    channel-first flattened), then the trigger (1 at ``t_resp``, else 0). Pixel bounds are
+    infinite because the noise is Gaussian.
+
+    ## Action Space
+    ``Discrete(11)``: 0 = null ("nothing to report"), k = class k - 1.
+
+    ## Rewards
+    ``step(a_t)`` grades the action taken at step t: 1.0 if ``t == t_resp`` and
+    ``a_t == label + 1``, else 0.0; minus ``null_penalty`` for a non-null action at any other
+    step (default 0). Rewards are Python floats.
+
+    ## Starting State
+    ``reset`` draws a new trial from ``self.np_random`` and returns frame 0.
+
+    ## Episode End
+    Terminates after ``n_steps`` actions (``step(a_{n_steps-1})`` returns
+    ``terminated=True`` and an all-zero observation). Never truncates.
+
+    ## Info
+    On reset and on every step, describing the step whose frame was just returned:
+    ``t`` (step index), ``target`` (the correct action now), ``is_response`` (bool),
+    ``loss_weight`` (the supervised loss weight of that step), ``t_stim``, ``t_resp``,
+    ``label``. After the last step ``t == n_steps``, ``target == 0``, ``loss_weight == 0``.
+    ``reward_step`` names the step that the returned reward graded.
+
+    ## Arguments
+    ``gym.make("DelayedRecall-MNIST-v0", **kwargs)`` with any `TaskConfig` field except
+    ``dataset`` (``n_steps``, ``t_max``, ``min_delay``, ``n_classes``, ``noise_scale``,
+    ``delay``, ``t_stim``, ``split``), plus ``root`` and ``download`` (data location),
+    ``null_penalty`` and ``render_mode`` (``"rgb_array"``: the current frame as an
+    ``[H, W, 3]`` uint8 image, red border while the trigger is on). ``reset(options=...)``
+    takes the per-episode fields ``n_steps``, ``t_max``, ``min_delay``, ``n_classes``,
+    ``noise_scale``, ``delay``, ``t_stim``; they persist until changed again. Unknown keys or
+    bad values raise ValueError.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        *,
+        render_mode: str | None = None,
+        null_penalty: float = 0.0,
+        root: str | os.PathLike | None = None,
+        download: bool = False,
+        **task_kwargs: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.task = make_task(dataset, root, download, task_kwargs)
+        self.null_penalty = check_null_penalty(null_penalty)
+        self.render_mode = render_mode
+        self.observation_space = observation_space(self.task)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self._spec: TrialSpec | None = None
+        self._frames: np.ndarray | None = None
+        self._frames_start = -1
+        self._t = 0
+
+    @property
+    def config(self) -> TaskConfig:
+        """The `TaskConfig` the next (or current) episode draws from."""
+        return self.task.config
+
+    @property
+    def data_source(self) -> str:
+        """Where the images came from (full data set files, or the embedded subset)."""
+        return self.task.images.source
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        config = self.config.with_episode_options(options)
+        if config != self.config:
+            self.task = self.task.with_config(config)
+        self._spec = self.task.sample_spec(1, self.np_random)
+        # Trials of paper length are drawn whole; long (extrapolation) trials frame by frame.
+        self._frames = None
+        self._t = 0
+        return self._observation(), self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._spec is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if self._t >= self.config.n_steps:
+            raise gym.error.ResetNeeded("the episode has terminated; call reset()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an integer in [0, {N_ACTIONS - 1}], got {action!r}")
+        reward = self._reward(int(action))
+        graded = self._t
+        self._t += 1
+        terminated = self._t >= self.config.n_steps
+        obs = np.zeros(self.task.obs_dim, np.float32) if terminated else self._observation()
+        info = self._info()
+        info["reward_step"] = graded
+        return obs, reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        if self._spec is None or self._t >= self.config.n_steps:
+            frame = np.zeros(self.task.obs_dim, np.float32)
+        else:
+            frame = self._observation()
+        return frame_image(frame, self.task.images.frame_shape)
+
+    def _reward(self, action: int) -> float:
+        spec = self._spec
+        if self._t == int(spec.t_resp[0]):
+            return 1.0 if action == int(spec.label[0]) + 1 else 0.0
+        return -self.null_penalty if action != 0 else 0.0
+
+    def _observation(self) -> np.ndarray:
+        """The frame at step ``self._t``, drawn in chunks of at most `FRAME_CHUNK` steps."""
+        chunk_start = self._t - self._t % FRAME_CHUNK
+        if self._frames is None or self._frames_start != chunk_start:
+            stop = min(chunk_start + FRAME_CHUNK, self.config.n_steps)
+            self._frames = self.task.render(self._spec, chunk_start, stop, self.np_random)[0]
+            self._frames_start = chunk_start
+        return self._frames[self._t - chunk_start].copy()
+
+    def _info(self) -> dict[str, Any]:
+        return step_info(self.task, self._spec, self._t)
+
+
+FRAME_CHUNK = 64
+"""Frames are drawn this many steps at a time: a whole paper trial at once, bounded memory for
+2,000-step extrapolation trials. The vector env draws each sub-env's frames in the same chunks
+from the same generator, so that its sub-env i equals a single env seeded alike."""
+
+
+def step_info(task: DelayedRecallTask, spec: TrialSpec, t: int) -> dict[str, Any]:
+    """The info dict of one trial at step t (batch of 1)."""
+    t_resp = int(spec.t_resp[0])
+    label = int(spec.label[0])
+    is_response = t == t_resp
+    if t >= task.config.n_steps:
+        weight = 0.0
+    else:
+        _, weights = task.targets(spec, t, t + 1)
+        weight = float(weights[0, 0])
+    return {
+        "t": t,
+        "target": label + 1 if is_response else 0,
+        "is_response": is_response,
+        "loss_weight": weight,
+        "t_stim": int(spec.t_stim[0]),
+        "t_resp": t_resp,
+        "label": label,
+    }

@@ -1,0 +1,75 @@
+"""Shared fixtures: small data files in the real on-disk formats, and an isolated cache."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memenv import data
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own converted-array cache and a fresh in-memory cache."""
+    monkeypatch.setenv("MEMENV_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("MEMENV_DATA", raising=False)
+    data._load_cached.cache_clear()
+    yield
+    data._load_cached.cache_clear()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as stream:
+            stream.write(raw)
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def make_idx_dataset(folder: Path, per_class: dict[str, int], seed: int = 0) -> None:
+    """Writes train/test IDX files with ``per_class[split]`` images per class (class k's images
+    have every pixel equal to 20 * k + a small random offset, so tests can tell classes apart)."""
+    rng = np.random.default_rng(seed)
+    names = {"train": "train", "test": "t10k"}
+    for split, n in per_class.items():
+        labels = np.repeat(np.arange(10), n)
+        rng.shuffle(labels)
+        images = (labels[:, None, None] * 20 + rng.integers(0, 10, (len(labels), 28, 28))).astype(
+            np.uint8
+        )
+        write_idx(folder / f"{names[split]}-images-idx3-ubyte", images)
+        write_idx(folder / f"{names[split]}-labels-idx1-ubyte", labels)
+
+
+@pytest.fixture
+def mnist_root(tmp_path) -> Path:
+    """A folder holding a tiny full-format MNIST in torchvision's layout (ROOT/MNIST/raw)."""
+    make_idx_dataset(tmp_path / "MNIST" / "raw", {"train": 12, "test": 5})
+    return tmp_path
+
+
+@pytest.fixture
+def cifar_root(tmp_path) -> Path:
+    """A folder holding a tiny CIFAR-10 in the python-pickle format (ROOT/cifar-10-batches-py)."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = list(np.repeat(np.arange(10), 3))
+        batch = {
+            b"data": rng.integers(0, 256, (len(labels), 3072)).astype(np.uint8),
+            b"labels": labels,
+        }
+        with open(folder / name, "wb") as stream:
+            pickle.dump(batch, stream)
+    return tmp_path

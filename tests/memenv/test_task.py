@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from memenv import DelayedRecallTask, TaskConfig
+from memenv.config import RESPONSE_WEIGHT
+
+
+@pytest.fixture(scope="module")
+def task():
+    return DelayedRecallTask(TaskConfig())
+
+
+def as_np(x):
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+
+RNGS = {
+    "numpy": lambda seed: np.random.default_rng(seed),
+    "torch": lambda seed: torch.Generator().manual_seed(seed),
+}
+
+
+@pytest.mark.parametrize("backend", RNGS)
+@pytest.mark.parametrize("t_max", [6, 11, 20])
+def test_stimulus_and_response_times_follow_the_paper(task, backend, t_max):
+    spec = task.with_config(TaskConfig(t_max=t_max)).sample_spec(60_000, RNGS[backend](t_max))
+    t_stim, t_resp = as_np(spec.t_stim), as_np(spec.t_resp)
+    # t_s ~ U{0..T_max-5}
+    counts = np.bincount(t_stim, minlength=t_max - 4)
+    assert len(counts) == t_max - 4
+    assert stats.chisquare(counts).pvalue > 1e-4
+    # t_a | t_s ~ U{t_s+4..T_max-1}
+    assert (t_resp - t_stim).min() == 4 and t_resp.max() == t_max - 1
+    for s in (0, t_max - 5):
+        conditional = np.bincount(t_resp[t_stim == s] - s - 4)
+        assert len(conditional) == t_max - 4 - s
+        if len(conditional) > 1:
+            assert stats.chisquare(conditional).pvalue > 1e-4
+    labels = np.bincount(as_np(spec.label), minlength=10)
+    assert stats.chisquare(labels).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("backend", RNGS)
+def test_a_trial_batch_has_the_paper_structure(task, backend):
+    batch = task.sample(256, RNGS[backend](1))
+    obs, target, weight = as_np(batch.obs), as_np(batch.target), as_np(batch.loss_weight)
+    t_stim, t_resp, label = as_np(batch.t_stim), as_np(batch.t_resp), as_np(batch.label)
+    rows = np.arange(256)
+    assert obs.shape == (256, 20, 785) and obs.dtype == np.float32
+    trigger = obs[..., -1]
+    assert trigger.sum() == 256 and (trigger[rows, t_resp] == 1).all()
+    expected_target = np.zeros((256, 20), np.int64)
+    expected_target[rows, t_resp] = label + 1
+    np.testing.assert_array_equal(target, expected_target)
+    assert (weight[rows, t_resp] == RESPONSE_WEIGHT).all()
+    assert weight.sum() == 256 * (19 + RESPONSE_WEIGHT)
+    # the stimulus frame is a clean image of class `label`
+    stim = obs[rows, t_stim, :-1]
+    pool = task.images.images_nxp.astype(np.float32) / 255
+    for b in range(0, 256, 17):
+        matches = np.flatnonzero((np.abs(pool - stim[b]) < 1e-6).all(axis=1))
+        assert len(matches) >= 1
+        assert (matches // task.images.n_per_class == label[b]).all()
+
+
+@pytest.mark.parametrize("backend", RNGS)
+def test_noise_has_the_data_sets_pixel_statistics(task, backend):
+    batch = task.sample(128, RNGS[backend](2))
+    obs, t_stim = as_np(batch.obs), as_np(batch.t_stim)
+    noise_mask = np.ones(obs.shape[:2], bool)
+    noise_mask[np.arange(128), t_stim] = False
+    noise = obs[noise_mask][:, :-1]
+    assert noise.mean() == pytest.approx(0.1307, abs=2e-3)
+    assert noise.std() == pytest.approx(0.3081, abs=2e-3)
+    assert stats.kstest(noise.ravel()[:200_000], "norm", args=(0.1307, 0.3081)).pvalue > 1e-4
+    assert noise.min() < -0.5  # not clipped to [0, 1]
+    # fresh noise at every step: no two frames equal
+    flat = noise.reshape(len(noise), -1)
+    assert len(np.unique(flat[:, :8], axis=0)) == len(flat)
+
+
+def test_noise_scale_zero_gives_the_mean_frame(task):
+    quiet = task.with_config(TaskConfig(noise_scale=0.0))
+    batch = quiet.sample(4, np.random.default_rng(0))
+    frame = batch.obs[0, (batch.t_stim[0] + 1) % 20]
+    np.testing.assert_allclose(frame[:-1], 0.1307, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", RNGS)
+def test_same_seed_same_trials_different_seed_different_trials(task, backend):
+    a, b, c = (task.sample(8, RNGS[backend](s)) for s in (5, 5, 6))
+    np.testing.assert_array_equal(as_np(a.obs), as_np(b.obs))
+    assert not np.array_equal(as_np(a.obs), as_np(c.obs))
+
+
+def test_vocabulary_is_the_first_n_classes(task):
+    small = task.with_config(TaskConfig(n_classes=3))
+    labels = small.sample_spec(5000, np.random.default_rng(0)).label
+    assert set(np.unique(labels)) == {0, 1, 2}
+
+
+def test_steps_beyond_t_max_carry_no_loss(task):
+    batch = task.with_config(TaskConfig(t_max=8)).sample(64, np.random.default_rng(0))
+    assert (batch.loss_weight[:, 8:] == 0).all() and (batch.t_resp < 8).all()
+
+
+def test_obs_out_buffer_is_filled_in_place(task):
+    buffer = torch.empty(16, 20, 785)
+    batch = task.sample(16, torch.Generator().manual_seed(0), obs_out=buffer)
+    assert batch.obs.data_ptr() == buffer.data_ptr()
+    with pytest.raises(ValueError, match="shape"):
+        task.sample(8, torch.Generator(), obs_out=buffer)
+
+
+@pytest.mark.parametrize("backend", RNGS)
+def test_long_delays_render_window_by_window_in_bounded_memory(task, backend):
+    delay = 2000
+    long_task = task.with_config(TaskConfig(delay=delay, t_stim=0, n_steps=delay + 1))
+    rng = RNGS[backend](3)
+    spec = long_task.sample_spec(32, rng)
+    assert (as_np(spec.t_resp) == delay).all()
+    triggers = 0
+    stim_seen = 0
+    for start in range(0, delay + 1, 256):
+        stop = min(start + 256, delay + 1)
+        window = as_np(long_task.render(spec, start, stop, rng))
+        assert window.shape == (32, stop - start, 785)
+        triggers += window[..., -1].sum()
+        stim_seen += (
+            (window[..., :-1] >= 0).all(axis=-1).sum()
+        )  # clean images have no negative pixel
+        target, weight = long_task.targets(spec, start, stop)
+        assert as_np(target).shape == (32, stop - start)
+    assert triggers == 32 and stim_seen == 32
+
+
+def test_bad_batch_size_and_rng(task):
+    with pytest.raises(ValueError, match="batch_size"):
+        task.sample(0, np.random.default_rng())
+    with pytest.raises(ValueError, match="rng"):
+        task.sample(4, 1234)
+    with pytest.raises(ValueError, match="start"):
+        task.render(task.sample_spec(2, np.random.default_rng()), 5, 5, np.random.default_rng())
