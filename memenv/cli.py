@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("memenv.commands", "the main job on the embedded data (see README)"),
+    "demo": ("agents.commands", "train the fast preset on the embedded MNIST, evaluate, report"),
     "rollout": ("memenv.commands", "step the environment with a scripted policy and print it"),
     "train": ("agents.commands", "train a recurrent agent (presets: fast, paper)"),
     "eval": ("agents.commands", "accuracy vs delay of a trained run"),
     "analyze": ("analysis.commands", "slow points, centres of mass and figures of a run"),
-    "regularize": ("analysis.commands", "fine-tune a run with the speed regulariser"),
+    "regularize": ("analysis.regularizer_commands", "fine-tune a run with the speed regulariser"),
     "bench": ("agents.bench_commands", "benchmark memory architectures on delayed recall"),
     "reproduce": ("analysis.reproduce_commands", "reproduce the paper's study end to end"),
 }

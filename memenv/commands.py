@@ -67,11 +67,3 @@ def run_rollout(args: argparse.Namespace) -> int:
     envs.close()
     print(json.dumps(summary, indent=2))
     return 0
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    add_rollout_arguments(parser)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    return run_rollout(args)

@@ -162,18 +162,13 @@ class DelayedRecallTask:
         """Draws labels, images, stimulus and response times for ``batch_size`` trials."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        # One generator call per batch (4 uniforms per trial, scaled to integers) in both
-        # backends: it keeps batch-of-one sampling, which the Gymnasium envs do, cheap.
-        if isinstance(rng, np.random.Generator):
-            return self._spec_from_uniforms(rng.random((4, batch_size)))
-        import torch
+        return self.spec_from_uniforms(trial_uniforms(batch_size, rng))
 
-        _check_torch_generator(rng)
-        u_4xb = torch.rand((4, batch_size), dtype=torch.float64, generator=rng, device=rng.device)
-        return self._spec_from_uniforms(u_4xb)
+    def spec_from_uniforms(self, u_4xb: Any) -> TrialSpec:
+        """Trial facts from the `trial_uniforms` ``[4, B]`` (numpy or torch float64).
 
-    def _spec_from_uniforms(self, u_4xb: Any) -> TrialSpec:
-        """Trial facts from uniforms: ``floor(u * n)`` in float64 has a bias below 1e-15."""
+        Integers are ``floor(u * n)``, whose bias in float64 is below 1e-15.
+        """
         cfg = self.config
 
         def uniform_int(u: Any, n: Any) -> Any:
@@ -297,6 +292,20 @@ class DelayedRecallTask:
         frame = np.full(self.obs_dim, self.images.pixel_mean, dtype=np.float32)
         frame[-1] = 0.0
         return frame
+
+
+def trial_uniforms(batch_size: int, rng: Generator) -> Any:
+    """The ``[4, B]`` float64 uniforms that decide ``B`` trials (label, image, t_stim, t_resp).
+
+    One generator call per batch in both backends: it keeps batch-of-one sampling, which the
+    Gymnasium envs do for every episode, cheap.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng.random((4, batch_size))
+    import torch
+
+    _check_torch_generator(rng)
+    return torch.rand((4, batch_size), dtype=torch.float64, generator=rng, device=rng.device)
 
 
 def gaussian_fill(rng: np.random.Generator, out: np.ndarray, mean: float, std: float) -> None:

@@ -20,8 +20,9 @@ from memenv.env import (
     make_task,
     observation_space,
 )
-from memenv.task import TrialSpec, thread_pool
+from memenv.task import TrialSpec, thread_pool, trial_uniforms
 
+INFO_KEYS = ("t", "target", "is_response", "loss_weight", "t_stim", "t_resp", "label")
 NOISE_THREADS = 2
 
 
@@ -206,13 +207,9 @@ class DelayedRecallVectorEnv(VectorEnv):
             self._pending = {}
             if config != self.config:
                 self.task = self.task.with_config(config)
-        specs = [self.task.sample_spec(1, rng) for rng in self._rngs]
-        self._spec = TrialSpec(
-            *(
-                np.concatenate([getattr(s, f) for s in specs])
-                for f in TrialSpec.__dataclass_fields__
-            )
-        )
+        # Each sub-env draws what a single env's reset would draw, from its own generator.
+        uniforms = np.concatenate([trial_uniforms(1, rng) for rng in self._rngs], axis=1)
+        self._spec = self.task.spec_from_uniforms(uniforms)
         self._t = 0
         self._frames = None
         self._frames_start = -1
