@@ -1,0 +1,162 @@
+"""``memenv analyze RUN_DIR [RUN_DIR ...]``: the slow-point analysis of trained runs.
+
+`memenv.cli` wires it in::
+
+    add_analyze_arguments(subparser); return run_analyze(args)
+
+For every run it writes, into ``RUN_DIR/analysis`` (or ``--out/<run name>`` with several runs):
+``slow_points.npz``, ``centers.npz``, ``lineage.npz`` (backtracking), ``analysis.json``,
+``summary.md`` and the figures (``pca.png``, ``speed_accuracy.png``,
+``speed_accuracy_centres.png``, ``spectra.png``, ``lineage.png``). With several runs it also
+writes the across-network speed-accuracy table and figure into ``--out``. It prints every path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memenv analyze``."""
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: RUN_DIR/analysis; with several runs: "
+        "OUT/<run name> per run and the across-network table in OUT, default ./analysis)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("newton", "adam"),
+        default="newton",
+        help="slow-point search: newton (batched Levenberg-Marquardt, seconds) or adam "
+        "(the paper's, 100,000 iterations: slow); default: newton",
+    )
+    parser.add_argument(
+        "--adam-iterations", type=int, default=None, help="Adam iterations (paper: 100000)"
+    )
+    parser.add_argument("--member", type=int, default=None, help="ensemble member (default 0)")
+    parser.add_argument("--trials", type=int, default=100, help="trials per class for centres")
+    parser.add_argument(
+        "--settle-steps", type=int, default=15, help="steps from the image to the centre state"
+    )
+    parser.add_argument(
+        "--noise-scale",
+        type=float,
+        default=1.0,
+        help="noise std for the centres in pixel-std units (1: the task's; the authors' MNIST "
+        "script used 1/3)",
+    )
+    parser.add_argument(
+        "--extra-per-class", type=int, default=5, help="searches from single trials per class"
+    )
+    parser.add_argument(
+        "--long-delay", type=int, default=60, help="delay of the per-class accuracy"
+    )
+    parser.add_argument(
+        "--accuracy-trials", type=int, default=1000, help="trials per accuracy measurement"
+    )
+    parser.add_argument(
+        "--no-backtrack", action="store_true", help="skip backtracking through checkpoints"
+    )
+    parser.add_argument(
+        "--max-checkpoints", type=int, default=12, help="checkpoints used for backtracking"
+    )
+    parser.add_argument(
+        "--cell-speed",
+        choices=("tanh", "raw"),
+        default="tanh",
+        help="LSTM cell state in the speed: tanh(c) as the paper (default), or raw c, which "
+        "keeps searches from running off along saturated cell coordinates",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of trials and noise")
+    parser.add_argument("--no-figures", action="store_true", help="write no figures")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 is often faster on a busy machine)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The `AnalysisOptions` of parsed ``memenv analyze`` arguments."""
+    from analysis.pipeline import AnalysisOptions
+
+    search_options: dict[str, Any] = {}
+    if args.adam_iterations is not None:
+        if args.method != "adam":
+            raise ValueError("--adam-iterations needs --method adam")
+        search_options["iterations"] = int(args.adam_iterations)
+        search_options["lr_drop_at"] = int(0.4 * args.adam_iterations)
+    for name in ("trials", "settle_steps", "long_delay", "accuracy_trials", "max_checkpoints"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.extra_per_class < 0:
+        raise ValueError(f"--extra-per-class must be >= 0, got {args.extra_per_class}")
+    if args.noise_scale < 0:
+        raise ValueError(f"--noise-scale must be >= 0, got {args.noise_scale}")
+    return AnalysisOptions(
+        method=args.method,
+        n_per_class=args.trials,
+        settle_steps=args.settle_steps,
+        noise_scale=args.noise_scale,
+        extra_per_class=args.extra_per_class,
+        long_delay=args.long_delay,
+        accuracy_trials=args.accuracy_trials,
+        backtrack=not args.no_backtrack,
+        max_checkpoints=args.max_checkpoints,
+        seed=args.seed,
+        cell_speed=args.cell_speed,
+        search_options=search_options,
+    )
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Runs the analysis of every run; prints where everything went. Returns 0."""
+    from analysis.pipeline import analyze_run, write_report
+    from analysis.plots import plot_speed_accuracy
+    from analysis.speed_accuracy import from_class_tables
+
+    options = options_from_args(args)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    run_dirs = [Path(d) for d in args.run_dirs]
+    for run_dir in run_dirs:
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+    several = len(run_dirs) > 1
+    base_out = Path(args.out) if args.out else (Path("analysis") if several else None)
+    tables, names = [], []
+    for run_dir in run_dirs:
+        out = (base_out / run_dir.name) if several else (base_out or run_dir / "analysis")
+        print(f"analysing {run_dir} ...", flush=True)
+        result = analyze_run(run_dir, options, member=args.member, progress=not args.no_progress)
+        written = write_report(result, out, figures=not args.no_figures)
+        tables.append(result.table_points)
+        names.append(run_dir.name)
+        print(f"  distinct slow points per readout label: {result.points_per_class()}")
+        print(f"  per class speed vs accuracy at delay {options.long_delay}: "
+              f"{result.table_points.correlation}")  # fmt: skip
+        for path in written.values():
+            print(f"  wrote {path}")
+    if several:
+        network = from_class_tables(tables, names)
+        base_out.mkdir(parents=True, exist_ok=True)
+        table_file = base_out / "networks_speed_accuracy.json"
+        table_file.write_text(json.dumps(network.to_dict(), indent=2) + "\n")
+        print(f"across networks, mean speed vs accuracy: {network.correlation}")
+        print(f"wrote {table_file}")
+        if not args.no_figures:
+            figure_file = base_out / "networks_speed_accuracy.png"
+            plot_speed_accuracy(network).savefig(figure_file, dpi=120)
+            print(f"wrote {figure_file}")
+    return 0

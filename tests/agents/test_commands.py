@@ -1,0 +1,126 @@
+"""CLI smoke runs: memenv train / memenv eval / the demo, with tiny configurations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from agents.commands import (
+    add_demo_arguments,
+    add_eval_arguments,
+    add_train_arguments,
+    run_demo,
+    run_eval,
+    run_train,
+    train_config_from_args,
+)
+
+TINY = ["--hidden-size", "8", "--batch-size", "8", "--steps", "6", "--checkpoint-every", "3",
+        "--log-every", "3", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
+
+
+def _parse(add, argv):
+    parser = argparse.ArgumentParser()
+    add(parser)
+    return parser.parse_args(argv)
+
+
+def test_train_then_eval(mnist_root, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = TINY + [
+        "--data-root",
+        str(mnist_root),
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        "lr_decay_step=none",
+    ]
+    args = _parse(add_train_arguments, argv)
+    assert run_train(args) == 0
+    out = capsys.readouterr().out
+    assert str(run_dir) in out and "model.pt" in out and "checkpoints/" in out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["total_steps"] == 6 and config["lr_decay_step"] is None and config["lr"] == 1e-3
+    assert run_train(args) == 0  # a finished run: resumes at its end, writes nothing new
+
+    args = _parse(add_eval_arguments, [str(run_dir), "--delays", "4,10,25", "--n-trials", "20",
+                                       "--no-progress"])  # fmt: skip
+    assert run_eval(args) == 0
+    out = capsys.readouterr().out
+    result = json.loads((run_dir / "eval" / "delay_accuracy.json").read_text())
+    assert result["delays"] == [4, 10, 25] and result["meta"]["split"] == "test"
+    assert (run_dir / "eval" / "delay_accuracy.png").stat().st_size > 0
+    assert "delay_accuracy.json" in out and "| 25 |" in out
+
+
+def test_bad_arguments_exit_2(mnist_root, tmp_path, capsys):
+    bad = [
+        TINY + ["--cell", "transformer"],
+        TINY + ["--set", "no_such_field=1"],
+        TINY + ["--set", "lr"],
+        TINY
+        + [
+            "--curriculum",
+            "bogus",
+            "--run-dir",
+            str(tmp_path / "x"),
+            "--data-root",
+            str(mnist_root),
+        ],
+    ]
+    for argv in bad:
+        assert run_train(_parse(add_train_arguments, argv)) == 2
+    assert "cell" in capsys.readouterr().err
+    args = _parse(add_eval_arguments, [str(tmp_path / "missing"), "--no-progress"])
+    assert run_eval(args) == 2
+    args = _parse(add_eval_arguments, [str(tmp_path), "--delays", "0,4"])
+    assert run_eval(args) == 2
+
+
+def test_preset_and_overrides():
+    args = _parse(add_train_arguments, ["--preset", "paper", "--dataset", "cifar10", "--cell", "lstm",
+                                        "--set", "noise_scale=0.5", "--members", "3"])  # fmt: skip
+    config = train_config_from_args(args)
+    assert (config.hidden_size, config.lr, config.cell) == (512, 1e-4, "lstm")
+    assert config.noise_scale == 0.5 and config.n_members == 3
+
+
+def test_demo_writes_figure_and_summary(mnist_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEMENV_DATA", str(mnist_root))
+    import agents.demo
+
+    original = agents.demo.demo
+
+    def tiny_demo(out_dir, cells, n_trials, progress):
+        tiny = dict(hidden_size=8, batch_size=8, total_steps=4, checkpoint_every=2, log_every=2,
+                    device="cpu")  # fmt: skip
+        return original(out_dir, cells=cells, n_trials=n_trials, delays=(4, 20), progress=progress,
+                        overrides=tiny)  # fmt: skip
+
+    monkeypatch.setattr(agents.demo, "demo", tiny_demo)
+    args = _parse(add_demo_arguments, ["--out", str(tmp_path), "--n-trials", "10", "--no-progress",
+                                       "--cells", "gru,lstm"])  # fmt: skip
+    assert run_demo(args) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "accuracy_vs_delay.png").stat().st_size > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "GRU-8" in summary and "LSTM-8" in summary and "| 20 |" in summary
+    assert "accuracy_vs_delay.png" in out and "summary.md" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"]])
+def test_help_lists_options(argv, capsys):
+    with pytest.raises(SystemExit):
+        _parse(add_train_arguments, argv)
+    assert "--preset" in capsys.readouterr().out
+
+
+def test_importing_the_commands_does_not_import_torch():
+    """`memenv --help` imports agents.commands: it must stay light."""
+    import subprocess
+    import sys
+
+    code = "import sys, agents.commands; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,25 @@
+"""Makes the tests' toy models (``analysis_toy_models.py`` here) importable.
+
+pytest runs with ``--import-mode=importlib``, which puts no test folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tests' networks are tiny: one thread avoids OpenMP spin-waits on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
