@@ -1,4 +1,8 @@
-"""Registers the delayed-recall environments with Gymnasium (called by ``import memenv``)."""
+"""Registers the delayed-recall environments with Gymnasium (called by ``import memenv``).
+
+Entry points are strings, so registering imports neither torch nor the curricula: a
+curriculum id builds its wrapper (in `curricula.envs`) only when it is made.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ ENV_IDS = {
     "DelayedRecall-CIFAR10-v0": "cifar10",
 }
 
-# The curricula's ids: entry points are strings, so ``import memenv`` imports neither
-# curricula nor torch; the wrapper is built when the id is made.
 CURRICULUM_ENV_IDS = {
     f"DelayedRecall-{label}-{name}-v0": {"dataset": dataset, "curriculum": curriculum}
     for label, dataset in (
@@ -21,25 +23,38 @@ CURRICULUM_ENV_IDS = {
     )
     for name, curriculum in (("VoCu", "vocu"), ("DeCu", "decu"))
 }
+"""Id -> registration kwargs, e.g. ``"DelayedRecall-MNIST-DeCu-v0": {"dataset": "mnist",
+"curriculum": "decu"}``."""
+
+# id -> (entry point, vector entry point, kwargs)
+_REGISTRATIONS = {
+    **{
+        env_id: (
+            "memenv.env:DelayedRecallEnv",
+            "memenv.vector_env:DelayedRecallVectorEnv",
+            {"dataset": dataset},
+        )
+        for env_id, dataset in ENV_IDS.items()
+    },
+    **{
+        env_id: (
+            "curricula.envs:make_curriculum_env",
+            "curricula.envs:make_curriculum_vector_env",
+            kwargs,
+        )
+        for env_id, kwargs in CURRICULUM_ENV_IDS.items()
+    },
+}
 
 
 def register_envs() -> None:
     """Registers every id in `ENV_IDS` and `CURRICULUM_ENV_IDS` once (again: a no-op)."""
-    for env_id, dataset in ENV_IDS.items():
+    for env_id, (entry_point, vector_entry_point, kwargs) in _REGISTRATIONS.items():
         if env_id in gym.registry:
             continue
         gym.register(
             id=env_id,
-            entry_point="memenv.env:DelayedRecallEnv",
-            vector_entry_point="memenv.vector_env:DelayedRecallVectorEnv",
-            kwargs={"dataset": dataset},
-        )
-    for env_id, kwargs in CURRICULUM_ENV_IDS.items():
-        if env_id in gym.registry:
-            continue
-        gym.register(
-            id=env_id,
-            entry_point="curricula.envs:make_curriculum_env",
-            vector_entry_point="curricula.envs:make_curriculum_vector_env",
+            entry_point=entry_point,
+            vector_entry_point=vector_entry_point,
             kwargs=dict(kwargs),
         )

@@ -13,7 +13,6 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import curricula
 from curricula import CURRICULUM_ENV_IDS, CurriculumWrapper, VectorCurriculumWrapper
-from curricula.registration import ENTRY_POINT, VECTOR_ENTRY_POINT
 from memenv import data
 
 # Unbounded Gaussian noise means infinite pixel bounds; Gymnasium notes that, nothing more.
@@ -43,7 +42,8 @@ def test_every_dataset_and_curriculum_is_registered():
     assert CURRICULUM_ENV_IDS["DelayedRecall-CIFAR10-VoCu-v0"]["dataset"] == "cifar10"
     for env_id, kwargs in CURRICULUM_ENV_IDS.items():
         spec = gym.spec(env_id)
-        assert spec.entry_point == ENTRY_POINT and spec.vector_entry_point == VECTOR_ENTRY_POINT
+        assert spec.entry_point == "curricula.envs:make_curriculum_env"
+        assert spec.vector_entry_point == "curricula.envs:make_curriculum_vector_env"
         assert spec.kwargs == kwargs and spec.max_episode_steps is None
     curricula.register_curriculum_envs()  # a second call is a no-op
 
