@@ -7,6 +7,9 @@ Adam, logs metrics, and writes atomic checkpoints. A run resumes from its direct
 resume file holds the weights, the optimizer state, the trial generator's state, the schedule's
 state and the step, so that on CPU a killed-and-resumed run ends with the same weights as an
 uninterrupted one with the same seed.
+
+An optional *penalty* (`TrainingPenalty`, e.g. `analysis.regularizer.SpeedPenalty`) adds a term
+to every step's loss; the trainer saves its state with the resume file and logs its value.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -34,8 +37,30 @@ from agents.protocol import check_agent
 from agents.schedule import MemberSchedules, resolve_schedule
 from memenv.task import DelayedRecallTask
 
+PENALTY_FILE = "penalty.json"
 RESUME_IGNORED_FIELDS = ("device",)
 """Fields that may differ between a run's saved config and the config it is resumed with."""
+
+
+@runtime_checkable
+class TrainingPenalty(Protocol):
+    """An extra loss term for `train` (single models only).
+
+    ``describe()`` is written to ``penalty.json`` in the run directory and must match on
+    resume; ``state_dict`` / ``load_state_dict`` travel in the resume file, so a resumed run
+    continues the penalty exactly (its own random stream included).
+    """
+
+    def __call__(self, model: nn.Module, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(term, value)`` at ``step``: the scalar added to the loss (weight included) and
+        the unweighted penalty value that is logged (detached)."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -78,6 +103,7 @@ def train(
     resume: bool | str = "auto",
     progress: bool = True,
     stop_at_step: int | None = None,
+    penalty: TrainingPenalty | None = None,
 ) -> TrainResult:
     """Trains (or resumes) a run.
 
@@ -94,6 +120,8 @@ def train(
         progress: Show a tqdm progress bar.
         stop_at_step: Stop after this many completed steps, without writing ``model.pt``, as if
             the process had been killed there (for tests and time-sliced training).
+        penalty: An extra loss term (`TrainingPenalty`); needs a single model. Recorded in
+            ``penalty.json``; a resumed run must be given an equal one.
 
     Returns:
         A `TrainResult`.
@@ -120,7 +148,7 @@ def train(
     elif task.config != config.task_config():
         raise ValueError(f"task.config {task.config} differs from config.task_config()")
     if model is None:
-        model = _build(config)
+        model = initial_model(config)
     else:
         check_agent(model)
         if config.n_members != 1 and not isinstance(model, EnsembleModel):
@@ -128,12 +156,19 @@ def train(
     n_members = model.n_members if isinstance(model, EnsembleModel) else 1
     if n_members != config.n_members:
         raise ValueError(f"TrainConfig.n_members={config.n_members} but the model has {n_members}")
+    if penalty is not None:
+        if not isinstance(penalty, TrainingPenalty):
+            raise ValueError(f"penalty must follow TrainingPenalty, got {type(penalty).__name__}")
+        if n_members != 1:
+            raise ValueError(f"a penalty needs a single model, not {n_members} members")
+    _check_same_penalty(run_dir, penalty, has_run)
     model.to(device).train()
     if schedule is None:
         schedule = resolve_schedule(config.curriculum, config.dataset, config.curriculum_scale)
     if schedule is not None and callable(getattr(schedule, "validate", None)):
         schedule.validate(task.config)  # ValueError naming the stage and setting
     loop = _Loop(config, run_dir, model, MemberSchedules(schedule, n_members), task, device)
+    loop.penalty = penalty
     if resume_file.is_file() and resume is not False:
         loop.load(resume_file)
     else:
@@ -141,7 +176,8 @@ def train(
     return loop.run(progress=progress, stop_at_step=stop_at_step)
 
 
-def _build(config: TrainConfig) -> nn.Module:
+def initial_model(config: TrainConfig) -> nn.Module:
+    """The reference model (or ensemble) ``train`` starts from for ``config`` (seeded)."""
     kwargs = dict(
         cell=config.cell,
         hidden_size=config.hidden_size,
@@ -152,6 +188,16 @@ def _build(config: TrainConfig) -> nn.Module:
         torch.manual_seed(config.seed)
         return build_model(**kwargs)
     return EnsembleModel.build(config.member_seeds(), **kwargs)
+
+
+def _check_same_penalty(run_dir: Path, penalty: TrainingPenalty | None, has_run: bool) -> None:
+    if not has_run:
+        return
+    path = run_dir / PENALTY_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    given = None if penalty is None else json.loads(json.dumps(penalty.describe()))
+    if saved != given:
+        raise ValueError(f"{run_dir} was started with penalty {saved!r}, not {given!r}")
 
 
 def _check_same_config(saved: TrainConfig, config: TrainConfig, run_dir: Path) -> None:
@@ -181,6 +227,7 @@ class _Loop:
         self.elapsed = 0.0
         self.last_metrics: dict[str, Any] | None = None
         self.task_now = [task.config] * self.n_members
+        self.penalty: TrainingPenalty | None = None
         self._reset_meters()
         # deferred finiteness check on CUDA (no per-step host sync); immediate on CPU
         self.sync_every_step = device.type == "cpu" or schedules.adaptive
@@ -191,6 +238,8 @@ class _Loop:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(self.run_dir / "config.json", self.config.to_dict())
         ckpt.atomic_write_text(self.run_dir / "metrics.jsonl", "")
+        if self.penalty is not None:
+            ckpt.write_json(self.run_dir / PENALTY_FILE, self.penalty.describe())
         self._write_status("running")
         self._checkpoint()
 
@@ -215,6 +264,9 @@ class _Loop:
         self.correct = meters["correct"].to(self.device)
         self.count = int(meters["count"])
         self.meter_steps = int(meters["steps"])
+        self.penalty_sum = meters.get("penalty_sum", self.penalty_sum).to(self.device)
+        if self.penalty is not None:
+            self.penalty.load_state_dict(state["penalty"])
         self._truncate_metrics(self.step)
         self._write_status("running")
 
@@ -251,7 +303,9 @@ class _Loop:
                 "correct": self.correct.cpu(),
                 "count": self.count,
                 "steps": self.meter_steps,
+                "penalty_sum": self.penalty_sum.cpu(),
             },
+            "penalty": None if self.penalty is None else self.penalty.state_dict(),
         }
         ckpt.atomic_torch_save(state, self.run_dir / ckpt.RESUME_FILE)
 
@@ -331,13 +385,19 @@ class _Loop:
         logits = self._forward(batch)
         losses = weighted_ce_members(logits, batch.target, batch.loss_weight, batch.n_classes)
         total = losses.sum()  # parameters are disjoint: each member gets its own loss's gradient
+        checked = losses
+        if self.penalty is not None:
+            term, value = self.penalty(self.model, step)
+            total = total + term
+            checked = losses + term.detach()  # a non-finite penalty stops the run like the loss
+            self.penalty_sum += value.detach()
         self._first_bad = torch.where(
-            (self._first_bad < 0) & ~torch.isfinite(losses).all(),
+            (self._first_bad < 0) & ~torch.isfinite(checked).all(),
             torch.full_like(self._first_bad, step),
             self._first_bad,
         )
         if self.sync_every_step:
-            self._check_finite(losses)
+            self._check_finite(checked)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -384,6 +444,7 @@ class _Loop:
         self.correct = torch.zeros(self.n_members, dtype=torch.int64, device=self.device)
         self.count = 0
         self.meter_steps = 0
+        self.penalty_sum = torch.zeros((), device=self.device)
 
     def _log(self) -> None:
         self._check_finite(force=True)
@@ -399,6 +460,8 @@ class _Loop:
             "t_max": task.t_max,
             "elapsed_s": round(self.elapsed, 3),
         }
+        if self.penalty is not None:
+            line["penalty"] = float(self.penalty_sum) / max(self.meter_steps, 1)
         if self.schedules.adaptive:
             line["n_classes"] = [c.n_classes for c in self.task_now]
             line["t_max"] = [c.t_max for c in self.task_now]

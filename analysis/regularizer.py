@@ -1,0 +1,318 @@
+"""The speed regulariser of PAPER.md ("Controlling memory"): anchors and the penalty.
+
+``S = sum_k sum_j ||phi(F(h*_k, x_j)) - phi(h*_k)||^2`` over fixed anchor states ``h*_k`` (one
+per class) and ``n_noise`` fresh noise frames ``x_j`` per anchor (full-strength task noise,
+trigger 0); ``phi`` is tanh on LSTM cell coordinates (the paper's ``||tanh(c') - tanh(c)||^2``
+term) and the identity elsewhere. The loss becomes ``CE + lam * S``.
+
+Anchor modes (`ANCHOR_MODES`):
+
+* ``center``: the class centres of mass (`analysis.centers.class_centers`), the paper's
+  preferred anchors (slow points move during training, centres less so);
+* ``slow``: the slow point found from each class centre (`analysis.find_slow_points`);
+* ``control``: the centres, with ``lam = 0``: the same fine-tuning without the penalty. The
+  penalty is still computed and logged, so the control shows how the speed drifts on its own.
+
+Anchors are computed once before training, as in the paper; `SpeedPenalty` can also recompute
+them from the current network every ``recompute_every`` steps (the only way to use the penalty
+from scratch, where the initial network has no meaningful centres).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from analysis.centers import class_centers
+from analysis.npz import load_npz, save_npz
+from analysis.protocol import FlatDynamics
+from analysis.slow_points import find_slow_points
+from memenv import DelayedRecallTask
+
+ANCHOR_MODES = ("center", "slow", "control")
+PAPER_LAMBDA = {"mnist": 1e-3, "fashion-mnist": 1e-3, "cifar10": 1e-2}
+"""The paper's penalty weight per data set (Fashion-MNIST: MNIST's)."""
+PAPER_NOISE_DRAWS = 10
+
+
+def check_mode(mode: Any) -> str:
+    if mode not in ANCHOR_MODES:
+        raise ValueError(f"mode must be one of {ANCHOR_MODES}, got {mode!r}")
+    return mode
+
+
+def check_lam(lam: Any, mode: str) -> float:
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam!r}")
+    if mode == "control" and lam != 0:
+        raise ValueError(f"mode 'control' means lam = 0, got lam={lam!r}")
+    return float(lam)
+
+
+@dataclass
+class Anchors:
+    """Fixed anchor states of the penalty (numpy).
+
+    Attributes:
+        states: float64 ``[K, N]``: flat anchor states (NaN rows: a class with no correct trial,
+            left out of the penalty).
+        classes: int64 ``[K]``: the class of each anchor.
+        mode: ``"center"``, ``"slow"`` or ``"control"``.
+        speeds: float64 ``[K]``: ``q(h*_k)`` under the mean noise frame (the slow-point speed).
+        step: Training step of the network the anchors came from (0 = before fine-tuning).
+    """
+
+    states: np.ndarray
+    classes: np.ndarray
+    mode: str
+    speeds: np.ndarray
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        self.states = np.asarray(self.states, dtype=np.float64)
+        if self.states.ndim != 2:
+            raise ValueError(f"states must be [K, N], got shape {self.states.shape}")
+        k = self.states.shape[0]
+        self.classes = np.asarray(self.classes, dtype=np.int64)
+        self.speeds = np.asarray(self.speeds, dtype=np.float64)
+        for name in ("classes", "speeds"):
+            if getattr(self, name).shape != (k,):
+                raise ValueError(f"{name} must have shape {(k,)}, got {getattr(self, name).shape}")
+        check_mode(self.mode)
+        self.step = int(self.step)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """bool ``[K]``: anchors that enter the penalty (finite states)."""
+        return np.isfinite(self.states).all(axis=1)
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_npz(path, "Anchors", {f: getattr(self, f) for f in self.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Anchors:
+        arrays = load_npz(path, "Anchors")
+        arrays["mode"] = str(arrays["mode"])
+        arrays["step"] = int(arrays["step"])
+        return cls(**arrays)
+
+
+def compute_anchors(
+    model: nn.Module,
+    task: DelayedRecallTask,
+    mode: str,
+    *,
+    n_per_class: int = 100,
+    settle_steps: int = 15,
+    seed: int = 0,
+    step: int = 0,
+    method: str = "newton",
+    all_trials_fallback: bool = False,
+) -> Anchors:
+    """The anchors of ``mode`` for ``model`` (float64 analysis; the model is not changed).
+
+    Args:
+        model: A protocol model.
+        task: Supplies images, noise and the mean frame (its ``n_classes`` classes get anchors).
+        mode: See `ANCHOR_MODES`.
+        n_per_class, settle_steps: Centres of mass settings (`analysis.class_centers`).
+        seed: Seeds the centres' trials.
+        step: Recorded in the result.
+        method: Slow-point search of mode ``"slow"``.
+        all_trials_fallback: A class the network never answers correctly gets the mean over
+            all its trials instead of no anchor (for training from scratch, where early
+            networks answer few trials correctly).
+    """
+    check_mode(mode)
+    was_training = model.training
+    dynamics = FlatDynamics(model)  # a frozen float64 copy
+    centers = class_centers(
+        dynamics, task, n_per_class=n_per_class, settle_steps=settle_steps, seed=seed
+    )
+    states = centers.centers.copy()
+    if all_trials_fallback:
+        for k in np.flatnonzero(~centers.valid):
+            states[k] = centers.states[centers.trial_labels == centers.classes[k]].mean(axis=0)
+    valid = np.isfinite(states).all(axis=1)
+    if mode == "slow" and valid.any():
+        points = find_slow_points(
+            dynamics, states[valid], task.mean_frame, method=method, eigenvalues=False
+        )
+        states[valid] = points.states
+    speeds = np.full(len(states), np.nan)
+    if valid.any():
+        x_1xd = dynamics.as_input(task.mean_frame)
+        speeds[valid] = dynamics.speed(dynamics.as_states(states[valid]), x_1xd).cpu().numpy()
+    model.train(was_training)
+    return Anchors(states, centers.classes, mode, speeds, step)
+
+
+def anchor_speeds(model: nn.Module, anchors: Anchors, task: DelayedRecallTask) -> np.ndarray:
+    """``q`` of ``model`` at the (fixed) ``anchors`` under the mean frame: float64 ``[K]``."""
+    dynamics = FlatDynamics(model)
+    speeds = np.full(len(anchors.states), np.nan)
+    valid = anchors.valid
+    if valid.any():
+        x_1xd = dynamics.as_input(task.mean_frame)
+        states = dynamics.as_states(anchors.states[valid])
+        speeds[valid] = dynamics.speed(states, x_1xd).cpu().numpy()
+    return speeds
+
+
+class SpeedPenalty:
+    """``lam * S`` as a training penalty (`agents.trainer.TrainingPenalty`).
+
+    Args:
+        anchors: The anchors before training (``step`` 0).
+        task: The training task: its noise statistics make the noise frames (and, with
+            ``recompute_every``, its images the new centres).
+        lam: Weight ``lambda >= 0`` (paper: 1e-3 MNIST, 1e-2 CIFAR-10; `PAPER_LAMBDA`).
+        n_noise: Noise frames per anchor per step (paper: 10).
+        recompute_every: Recompute the anchors from the current network every this many steps
+            (None: never, as in the paper).
+        seed: Seeds the penalty's own noise stream (the training trials are not touched, so
+            ``lam = 0`` gives exactly the unpenalised run's weights).
+        n_per_class, settle_steps: Centres settings used when recomputing.
+        all_trials_fallback: Passed to `compute_anchors` when recomputing.
+    """
+
+    def __init__(
+        self,
+        anchors: Anchors,
+        task: DelayedRecallTask,
+        lam: float,
+        *,
+        n_noise: int = PAPER_NOISE_DRAWS,
+        recompute_every: int | None = None,
+        seed: int = 0,
+        n_per_class: int = 100,
+        settle_steps: int = 15,
+        all_trials_fallback: bool = False,
+    ) -> None:
+        self.mode = check_mode(anchors.mode)
+        self.lam = check_lam(lam, self.mode)
+        if isinstance(n_noise, bool) or not isinstance(n_noise, int) or n_noise < 1:
+            raise ValueError(f"n_noise must be a positive integer, got {n_noise!r}")
+        if recompute_every is not None and (
+            isinstance(recompute_every, bool)
+            or not isinstance(recompute_every, int)
+            or recompute_every < 1
+        ):
+            raise ValueError(
+                f"recompute_every must be a positive integer or None, got {recompute_every!r}"
+            )
+        if not anchors.valid.any():
+            raise ValueError("no valid anchor: the network answers no class correctly")
+        self.anchors = anchors
+        self.task = task
+        self.n_noise = n_noise
+        self.recompute_every = recompute_every
+        self.seed = int(seed)
+        self.n_per_class = n_per_class
+        self.settle_steps = settle_steps
+        self.all_trials_fallback = all_trials_fallback
+        self.history: list[dict[str, Any]] = []
+        self._rng: torch.Generator | None = None
+        self._rng_state: torch.Tensor | None = None
+        self._dynamics: FlatDynamics | None = None
+        self._states_key: tuple | None = None
+        self._states_bxn: torch.Tensor | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "speed",
+            "mode": self.mode,
+            "lam": self.lam,
+            "n_noise": self.n_noise,
+            "recompute_every": self.recompute_every,
+            "seed": self.seed,
+            "n_anchors": int(self.anchors.valid.sum()),
+        }
+
+    # -------------------------------------------------------------------- the penalty
+    def speed_sum(self, model: nn.Module, noise_bxd: torch.Tensor) -> torch.Tensor:
+        """``S`` for noise frames ``[K' * n_noise, D]`` (K' = valid anchors), differentiable in
+        the model's parameters."""
+        dynamics = self._dynamics_of(model)
+        key = (id(self.anchors), dynamics.device, dynamics.dtype)
+        if self._states_key != key:  # one host-to-device copy per set of anchors
+            states_kxn = torch.as_tensor(
+                self.anchors.states[self.anchors.valid], dtype=dynamics.dtype,
+                device=dynamics.device,
+            )  # fmt: skip
+            self._states_bxn = states_kxn.repeat_interleave(self.n_noise, dim=0)
+            self._states_key = key
+        return dynamics.residual(self._states_bxn, noise_bxd).square().sum()
+
+    def noise(self, device: torch.device) -> torch.Tensor:
+        """Fresh full-strength noise frames with the trigger off: float32 ``[K' * n_noise, D]``."""
+        rng = self._generator(device)
+        n = int(self.anchors.valid.sum()) * self.n_noise
+        frames = self.task.noise((n, self.task.obs_dim), rng)
+        frames[:, -1] = 0.0
+        return frames
+
+    def __call__(self, model: nn.Module, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        due = bool(self.recompute_every) and step > 0 and step % self.recompute_every == 0
+        if due and self.anchors.step != step:
+            self.recompute(model, step)
+        device = _device_of(model)
+        value = self.speed_sum(model, self.noise(device))
+        return self.lam * value, value.detach()
+
+    def recompute(self, model: nn.Module, step: int) -> None:
+        """New anchors from ``model`` (same mode), recorded in ``history``."""
+        seed = self.seed + step
+        anchors = compute_anchors(
+            model, self.task, self.mode, n_per_class=self.n_per_class,
+            settle_steps=self.settle_steps, seed=seed, step=step,
+            all_trials_fallback=self.all_trials_fallback,
+        )  # fmt: skip
+        if anchors.valid.any():
+            self.anchors = anchors
+        self.history.append(
+            {"step": step, "n_valid": int(anchors.valid.sum()), "speeds": anchors.speeds.tolist()}
+        )
+
+    # -------------------------------------------------------------------- resume
+    def state_dict(self) -> dict[str, Any]:
+        rng_state = self._rng.get_state() if self._rng is not None else self._rng_state
+        return {
+            "anchors": {f: getattr(self.anchors, f) for f in self.anchors.__dataclass_fields__},
+            "rng": rng_state,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.anchors = Anchors(**state["anchors"])
+        self.history = list(state["history"])
+        self._rng_state = state["rng"]
+        if self._rng is not None and self._rng_state is not None:
+            self._rng.set_state(self._rng_state)
+
+    # -------------------------------------------------------------------- helpers
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if self._rng is None or self._rng.device != device:
+            self._rng = torch.Generator(device=device).manual_seed(self.seed)
+            if self._rng_state is not None:
+                self._rng.set_state(self._rng_state)
+        return self._rng
+
+    def _dynamics_of(self, model: nn.Module) -> FlatDynamics:
+        if self._dynamics is None or self._dynamics.model is not model:
+            self._dynamics = FlatDynamics(model, dtype=None, copy_model=False)
+        return self._dynamics
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")

@@ -1,0 +1,90 @@
+"""The regularisation experiment on a tiny protocol: runs, resumes, tables, figure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from analysis.regularize_study import StudyConfig, run_study, study_table, write_report
+
+
+@pytest.fixture
+def every_trial_counts(monkeypatch):
+    """Tiny networks answer hardly anything correctly: count every trial for the centres."""
+    import analysis.regularizer as regularizer
+
+    real = regularizer.class_centers
+
+    def lenient(*args, **kwargs):
+        centers = real(*args, **kwargs)
+        for k in centers.classes:
+            centers.centers[k] = centers.states[centers.trial_labels == k].mean(axis=0)
+        return centers
+
+    monkeypatch.setattr(regularizer, "class_centers", lenient)
+
+
+def _study(mnist_root, ensemble: bool) -> StudyConfig:
+    return StudyConfig(
+        cells=("gru",), n_seeds=2, lam=1.0, modes=("center", "control"), ensemble=ensemble,
+        eval_delays=(4, 30), eval_trials=20, device="cpu", data_root=str(mnist_root),
+        train_overrides={"hidden_size": 6, "batch_size": 8, "total_steps": 6,
+                         "checkpoint_every": 3, "log_every": 3},
+        finetune_overrides={"total_steps": 4, "n_noise": 2, "n_per_class": 3, "lr": 1e-2,
+                            "log_every": 2, "checkpoint_every": 2},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_the_study_runs_resumes_and_reports(tmp_path, mnist_root, every_trial_counts, ensemble):
+    study = _study(mnist_root, ensemble)
+    records = run_study(study, tmp_path / "runs", progress=False)
+    assert sorted((r["seed"], r["mode"]) for r in records) == [
+        (0, "center"), (0, "control"), (1, "center"), (1, "control"),
+    ]  # fmt: skip
+    model = tmp_path / "runs" / "finetune" / "gru-s1-center" / "model.pt"
+    stamp = model.stat().st_mtime_ns
+    again = run_study(study, tmp_path / "runs", progress=False)
+    assert model.stat().st_mtime_ns == stamp  # finished runs are read back
+    assert [r["accuracy_after"] for r in again] == [r["accuracy_after"] for r in records]
+    # the before-evaluation of one source is shared by its fine-tunings
+    for seed in (0, 1):
+        pair = [r for r in records if r["seed"] == seed]
+        assert pair[0]["accuracy_before"] == pair[1]["accuracy_before"]
+
+    paths = write_report(records, tmp_path / "report", {"command": "test", "commit": "abc"})
+    for path in paths.values():
+        assert path.is_file() and path.stat().st_size > 0
+    text = paths["table"].read_text()
+    assert "### GRU (2 seeds)" in text and "center - control" in text
+    table = json.loads(paths["table_json"].read_text())
+    center = table["cells"]["gru"]["center"]
+    acc = np.array([[r["accuracy_after"][d] for d in ("4", "30")] for r in records
+                    if r["mode"] == "center"])  # fmt: skip
+    np.testing.assert_allclose(center["accuracy"]["mean"], acc.mean(axis=0))
+    control = np.array([[r["accuracy_after"][d] for d in ("4", "30")] for r in records
+                        if r["mode"] == "control"])  # fmt: skip
+    np.testing.assert_allclose(center["minus_control"]["mean"], (acc - control).mean(axis=0))
+    assert center["speed_ratio"] < 1  # lam = 1 slows the anchors; tested in detail elsewhere
+
+
+def test_t_interval_of_known_values():
+    table = study_table([
+        {"cell": "gru", "seed": s, "mode": "control", "accuracy_before": {"4": 0.5},
+         "accuracy_after": {"4": a}, "mean_speed_before": 1.0, "mean_speed_after": 1.0,
+         "penalty_first": None, "penalty_last": None}
+        for s, a in enumerate([0.4, 0.6])
+    ])  # fmt: skip
+    row = table["cells"]["gru"]["control"]["accuracy"]
+    # mean 0.5, sd 0.1414, t(0.975, 1) = 12.706: half-width 12.706 * 0.1414 / sqrt(2) = 1.2706
+    assert row["mean"][0] == pytest.approx(0.5)
+    assert row["ci_high"][0] == pytest.approx(0.5 + 1.27062, rel=1e-4)
+
+
+def test_bad_study_settings_raise():
+    with pytest.raises(ValueError, match="n_seeds .* got 0"):
+        StudyConfig(n_seeds=0)
+    with pytest.raises(ValueError, match="modes must be among"):
+        StudyConfig(modes=("center", "sideways"))
