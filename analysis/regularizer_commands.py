@@ -70,6 +70,9 @@ def add_regularize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default=None, help="--from-scratch: gru, lstm or rnn")
     parser.add_argument("--hidden-size", type=int, default=None, help="--from-scratch: units")
     parser.add_argument(
+        "--data-root", default=None, help="--from-scratch: data folder (else $MEMENV_DATA)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -128,6 +131,8 @@ def _from_scratch(args: argparse.Namespace) -> int:
         overrides["total_steps"] = args.steps
     if args.lr:
         overrides["lr"] = args.lr
+    if args.data_root:
+        overrides["data_root"] = args.data_root
     config = preset("fast", **overrides)
     try:
         result = train_with_speed_penalty(

@@ -185,3 +185,18 @@ def test_the_command_rejects_bad_input(tiny_run, tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["regularize", str(tiny_run), "--mode", "sideways"])
+
+
+def test_the_command_trains_from_scratch_with_the_penalty(tmp_path, mnist_root, capsys):
+    from memenv.cli import main
+
+    run_dir = tmp_path / "scratch"
+    argv = [
+        "regularize", str(run_dir), "--from-scratch", "--mode", "center", "--steps", "4",
+        "--hidden-size", "6", "--anchor-every", "2", "--noise-draws", "2", "--device", "cpu",
+        "--data-root", str(mnist_root), "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert f"wrote {run_dir}/ (4 steps with the speed penalty" in capsys.readouterr().out
+    penalty = json.loads((run_dir / "penalty.json").read_text())
+    assert (penalty["mode"], penalty["recompute_every"], penalty["lam"]) == ("center", 2, 1e-3)
