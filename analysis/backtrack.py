@@ -166,6 +166,7 @@ def backtrack(
     accuracy_fn: Callable[[nn.Module, int], Any] | None = None,
     dtype: torch.dtype | None = torch.float64,
     progress: bool = False,
+    view: Callable[[nn.Module], tuple[nn.Module, Any]] | None = None,
     **search_options: Any,
 ) -> Lineage:
     """Follows points backwards from the last checkpoint to the first.
@@ -175,7 +176,7 @@ def backtrack(
             that loads it (only one network is held at a time).
         final_states: ``[P, N]`` flat points in the last checkpoint's network (e.g. its slow
             points found from the class centres); re-found there first.
-        input_x: The fixed input ``[D]`` (``task.mean_frame``).
+        input_x: The fixed input ``[D]`` (``task.mean_frame``); ignored when ``view`` is given.
         classes: ``[P]`` the class of each point; default ``0 .. P-1``.
         method: Slow-point search (``"newton"`` or ``"adam"``).
         merge_tol: Two points closer than this (Euclidean) are one point.
@@ -183,6 +184,9 @@ def backtrack(
         accuracy_fn: ``(model, step) -> [<= 10]`` per-class accuracy, or None.
         dtype: Computation dtype of the searches.
         progress: tqdm bar over checkpoints.
+        view: ``model -> (model to search, its fixed input)`` per checkpoint, for inputs that
+            depend on the network (`analysis.features.analysis_view`: a CNN front-end's mean
+            features change during training).
         **search_options: Passed to `find_slow_points`.
     """
     ordered = sorted(checkpoints, key=lambda pair: int(pair[0]))
@@ -209,10 +213,11 @@ def backtrack(
         step, model = ordered[j]
         model = model() if not isinstance(model, nn.Module) and callable(model) else model
         n_classes[j] = 10 if n_classes_at is None else int(n_classes_at(int(step)))
+        searched, x = (model, input_x) if view is None else view(model)
         points = find_slow_points(
-            model,
+            searched,
             start_pxn,
-            input_x,
+            x,
             method,
             n_classes=int(n_classes[j]),
             initial_labels=classes,

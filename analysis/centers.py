@@ -135,6 +135,7 @@ def class_centers(
     batch_size: int = 1000,
     dtype: torch.dtype | None = torch.float64,
     device: Any = None,
+    input_x: Any = None,
 ) -> ClassCenters:
     """Per-class centre of mass of the settled hidden state over correctly answered trials.
 
@@ -148,6 +149,9 @@ def class_centers(
         seed: Seeds the images and the noise.
         batch_size: Trials run at once.
         dtype, device: Computation dtype and device (see `analysis.protocol.FlatDynamics`).
+        input_x: The fixed input of the dynamics (its trigger-on version answers for the
+            "correct" test); default ``task.mean_frame`` (`analysis.features.analysis_view`
+            gives the feature-space one of a front-end model).
     """
     if settle_steps < 1:
         raise ValueError(f"settle_steps must be >= 1, got {settle_steps}")
@@ -158,7 +162,7 @@ def class_centers(
     rng = torch.Generator(device=dynamics.device).manual_seed(seed)
     spec = balanced_spec(task, n_per_class, n_classes, settle_steps, rng)
     noisy = _noise_task(task, noise_scale)
-    trigger_1xd = dynamics.as_input(trigger_input(task.mean_frame))
+    trigger_1xd = dynamics.as_input(trigger_input(task.mean_frame if input_x is None else input_x))
     states, answers = [], []
     for start in range(0, spec.batch_size, batch_size):
         part = _slice_spec(spec, start, start + batch_size)
@@ -221,11 +225,10 @@ def state_trajectories(
     spec = balanced_spec(task, n_per_class, n_classes, n_steps, rng)
     obs = _noise_task(task, noise_scale).render(spec, 0, n_steps, rng).to(dynamics.dtype)
     with torch.no_grad():
-        states_bxn = dynamics.layout.flatten(dynamics.model.initial_state(spec.batch_size))
-        states_bxn = states_bxn.to(dynamics.dtype)
+        state = dynamics.model.initial_state(spec.batch_size)
         steps = []
-        for t in range(n_steps):
-            states_bxn = dynamics.step(states_bxn, obs[:, t])
-            steps.append(states_bxn)
+        for t in range(n_steps):  # forward, not transition: a front-end model's F takes features
+            _, state = dynamics.model(obs[:, t : t + 1], state)
+            steps.append(dynamics.layout.flatten(state).to(dynamics.dtype))
     trajectories = torch.stack(steps, dim=1).double().cpu().numpy()
     return trajectories, spec.label.cpu().numpy()

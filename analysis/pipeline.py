@@ -21,6 +21,7 @@ from torch import nn
 
 from analysis.backtrack import Lineage, backtrack
 from analysis.centers import ClassCenters, class_centers, state_trajectories
+from analysis.features import analysis_view
 from analysis.protocol import FlatDynamics
 from analysis.slow_points import SlowPoints, find_slow_points
 from analysis.speed_accuracy import (
@@ -149,7 +150,8 @@ def analyze_network(
     """
     options = options or AnalysisOptions()
     n_classes = task.config.n_classes if n_classes is None else n_classes
-    dynamics = FlatDynamics(model, cell_speed=options.cell_speed)
+    view, input_x = analysis_view(model, task, seed=options.seed)
+    dynamics = FlatDynamics(view, cell_speed=options.cell_speed)
     centers = class_centers(
         dynamics,
         task,
@@ -158,9 +160,9 @@ def analyze_network(
         noise_scale=options.noise_scale,
         n_classes=n_classes,
         seed=options.seed,
+        input_x=input_x,
     )
     initial, initial_labels = search_starts(centers, options.extra_per_class)
-    input_x = task.mean_frame
     points = find_slow_points(
         dynamics,
         initial,
@@ -372,6 +374,7 @@ def analyze_run(
         accuracy_fn=_trained_class_accuracy(info, options),
         progress=progress,
         cell_speed=options.cell_speed,
+        view=lambda net: analysis_view(net, task, seed=options.seed),
         **options.search_options,
     )
     return result

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from analysis.centers import class_centers
+from analysis.features import analysis_view
 from analysis.npz import load_npz, save_npz
 from analysis.protocol import FlatDynamics
 from analysis.slow_points import find_slow_points
@@ -133,10 +134,12 @@ def compute_anchors(
     """
     check_mode(mode)
     was_training = model.training
-    dynamics = FlatDynamics(model)  # a frozen float64 copy
+    view, input_x = analysis_view(model, task, seed=seed)
+    dynamics = FlatDynamics(view)  # a frozen float64 copy
     centers = class_centers(
-        dynamics, task, n_per_class=n_per_class, settle_steps=settle_steps, seed=seed
-    )
+        dynamics, task, n_per_class=n_per_class, settle_steps=settle_steps, seed=seed,
+        input_x=input_x,
+    )  # fmt: skip
     states = centers.centers.copy()
     if all_trials_fallback:
         for k in np.flatnonzero(~centers.valid):
@@ -144,12 +147,12 @@ def compute_anchors(
     valid = np.isfinite(states).all(axis=1)
     if mode == "slow" and valid.any():
         points = find_slow_points(
-            dynamics, states[valid], task.mean_frame, method=method, eigenvalues=False
+            dynamics, states[valid], input_x, method=method, eigenvalues=False
         )
         states[valid] = points.states
     speeds = np.full(len(states), np.nan)
     if valid.any():
-        x_1xd = dynamics.as_input(task.mean_frame)
+        x_1xd = dynamics.as_input(input_x)
         speeds[valid] = dynamics.speed(dynamics.as_states(states[valid]), x_1xd).cpu().numpy()
     model.train(was_training)
     return Anchors(states, centers.classes, mode, speeds, step)
@@ -157,11 +160,12 @@ def compute_anchors(
 
 def anchor_speeds(model: nn.Module, anchors: Anchors, task: DelayedRecallTask) -> np.ndarray:
     """``q`` of ``model`` at the (fixed) ``anchors`` under the mean frame: float64 ``[K]``."""
-    dynamics = FlatDynamics(model)
+    view, input_x = analysis_view(model, task)
+    dynamics = FlatDynamics(view)
     speeds = np.full(len(anchors.states), np.nan)
     valid = anchors.valid
     if valid.any():
-        x_1xd = dynamics.as_input(task.mean_frame)
+        x_1xd = dynamics.as_input(input_x)
         states = dynamics.as_states(anchors.states[valid])
         speeds[valid] = dynamics.speed(states, x_1xd).cpu().numpy()
     return speeds
