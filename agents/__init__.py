@@ -4,6 +4,8 @@
   front-end), `build_model`; any module following `RecurrentAgent` works everywhere.
 * Loss (`agents.loss`): the paper's weighted cross-entropy with masked vocabulary.
 * Training (`agents.trainer`): `TrainConfig`, `preset("paper" | "fast")`, `train`.
+* Other memory architectures (`agents.architectures`): `LRUModel`, `MinGRUModel`,
+  `CausalTransformer`, the `BUILTIN` registry and plug-in factories (`build_architecture`).
 * Ensembles (`agents.ensemble`): `EnsembleModel`, K networks as one batched computation.
 * Evaluation (`agents.evaluate`): `evaluate_delays`, `trained_accuracy`; figures in
   `agents.plots`; `RecurrentPolicy` acts in the Gymnasium envs (`agents.policy`).
@@ -18,6 +20,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "agents.architectures": (
+        "BUILTIN",
+        "CausalTransformer",
+        "LRUModel",
+        "MinGRUModel",
+        "build_architecture",
+        "load_factory",
+    ),
     "agents.checkpoint": ("list_checkpoints", "load_model", "load_state"),
     "agents.config": ("TrainConfig", "preset"),
     "agents.ensemble": ("EnsembleModel",),

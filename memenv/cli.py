@@ -21,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("agents.commands", "accuracy vs delay of a trained run"),
     "analyze": ("analysis.commands", "slow points, centres of mass and figures of a run"),
     "regularize": ("analysis.regularizer_commands", "fine-tune a run with the speed regulariser"),
-    "bench": ("agents.bench_commands", "benchmark memory architectures on delayed recall"),
+    "bench": ("analysis.bench_commands", "benchmark memory architectures on delayed recall"),
     "reproduce": ("analysis.reproduce_commands", "reproduce the paper's study end to end"),
 }
 

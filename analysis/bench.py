@@ -1,0 +1,408 @@
+"""Benchmark of memory architectures on delayed recall: one protocol, many models, many seeds.
+
+`BenchProtocol` fixes how every architecture is trained and measured; `run_one` trains one
+(architecture, seed) in its own run directory, evaluates it far past its trained delays and
+measures the speed of its slowest class anchor, and saves a `RunResult` there. A run directory
+that already holds a result is not redone; one that holds a partly trained run resumes it
+(`agents.train`). `analysis.bench_report` turns the saved results into the table and figure;
+`analysis.bench_commands` is ``memenv bench``.
+
+Anchor speed. For a model whose state has a fixed size (a recurrent model; the Transformer's
+key/value cache grows, so it has none), the anchor of class k is the centre of mass of the
+settled state over correctly answered trials, 15 steps after the image at t = 0
+(`analysis.class_centers`, the authors' protocol), and its speed is
+``q = ||F(h_k, x_bar) - h_k||^2`` with ``x_bar`` the mean noise frame (trigger off), computed in
+float64 by `analysis.FlatDynamics` (LSTM cell coordinates through tanh, as the paper). The
+slowest class anchor is the minimum over classes. Centres, not slow points: the LRU's and the
+minGRU's dynamics are linear in the state, so under a fixed input they have exactly one fixed
+point, shared by all classes, and a slow-point search would end there for every class; the
+centres are where each class's memory actually sits (the paper also prefers them as anchors for
+its regulariser). Speeds are in each model's own state coordinates, so they compare models of one
+kind better than kinds with different state scales.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULT_FILE = "bench.json"
+FAILED_FILE = "failed.json"
+ANCHOR = "centre of mass (15 steps after the image), mean noise frame as input"
+MULTIPLES = (2, 10, 100)
+"""Delays reported beyond training, as multiples of the longest trained delay."""
+
+
+@dataclass(frozen=True)
+class BenchArchitecture:
+    """One architecture of a benchmark.
+
+    Attributes:
+        name: Label in tables and figures, and the run directories' name.
+        spec: A built-in name (`agents.architectures.BUILTIN`) or ``"package.module:factory"``.
+
+    Every architecture trains with the protocol's settings, none with its own.
+    """
+
+    name: str
+    spec: str
+
+
+def resolve_architectures(
+    archs: list[str] | tuple[str, ...], models: list[str] | tuple[str, ...] = ()
+) -> list[BenchArchitecture]:
+    """Built-in names plus plug-in specs -> architectures, checked up front.
+
+    Args:
+        archs: Built-in names (`agents.architectures.BUILTIN`).
+        models: Plug-in specs ``"package.module:factory"`` or ``"name=package.module:factory"``;
+            the factory is imported now, so a bad spec fails before any training.
+
+    Raises:
+        ValueError: naming the bad value (unknown name, bad spec, duplicate name, nothing given).
+    """
+    from agents.architectures import BUILTIN, load_factory
+
+    chosen: list[BenchArchitecture] = []
+    for name in archs:
+        if name not in BUILTIN:
+            raise ValueError(f"unknown architecture {name!r}: built-ins are {tuple(BUILTIN)}")
+        chosen.append(BenchArchitecture(name, name))
+    for spec in models:
+        name, _ = load_factory(spec)
+        target = spec.split("=", 1)[1] if "=" in spec else spec
+        chosen.append(BenchArchitecture(name, target))
+    names = [a.name for a in chosen]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"architecture names must be unique, got {duplicates} more than once")
+    if not chosen:
+        raise ValueError("no architecture to benchmark: give built-in names and/or model specs")
+    return chosen
+
+
+@dataclass(frozen=True)
+class BenchProtocol:
+    """How every architecture is trained and measured.
+
+    Attributes:
+        preset: `agents.preset` name (``"fast"``: 128 units, lr 1e-3, 2,500 steps).
+        dataset: ``"mnist"`` or ``"fashion-mnist"`` (``fast`` does not take cifar10).
+        curriculum: Schedule name (``"none"``, ``"decu"``, ``"vocu"``, ...).
+        curriculum_scale: Stretch of the curriculum's steps.
+        seeds: One run per seed and architecture (weights and trial stream).
+        hidden_size, total_steps, batch_size, lr: Override the preset when given.
+        data_root: Data folder (else ``$MEMENV_DATA`` / the embedded MNIST).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        n_trials: Evaluation trials per delay (held-out images, image at t = 0).
+        eval_batch_size: Trials evaluated at once (bounds the Transformer's cache memory).
+        anchor_trials: Trials per class for the class centres.
+        eval_seed: Seed of the evaluation trials (the same trials for every model).
+    """
+
+    preset: str = "fast"
+    dataset: str = "mnist"
+    curriculum: str = "none"
+    curriculum_scale: float = 1.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    hidden_size: int | None = None
+    total_steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    data_root: str | None = None
+    device: str = "auto"
+    n_trials: int = 1000
+    eval_batch_size: int = 100
+    anchor_trials: int = 100
+    eval_seed: int = 0
+
+    def __post_init__(self) -> None:
+        seeds = tuple(self.seeds)
+        if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
+            raise ValueError(f"seeds must be non-negative integers, got {self.seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        for name in ("n_trials", "eval_batch_size", "anchor_trials"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"BenchProtocol.{name} must be a positive integer, got {value!r}")
+        config = self.train_config(seeds[0])  # validates preset, dataset, overrides
+        from agents.schedule import resolve_schedule
+
+        resolve_schedule(config.curriculum, config.dataset, config.curriculum_scale)  # the name
+
+    def train_config(self, seed: int):
+        """The `TrainConfig` of one run."""
+        from agents.config import preset
+
+        values: dict[str, Any] = {
+            "curriculum": self.curriculum,
+            "curriculum_scale": float(self.curriculum_scale),
+            "seed": int(seed),
+            "data_root": self.data_root,
+            "device": self.device,
+        }
+        for name in ("hidden_size", "total_steps", "batch_size", "lr"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
+        config = preset(self.preset, self.dataset, **values)
+        if self.total_steps is None:
+            return config
+        # a shortened run keeps the preset's lr decay at the same share of the run, and ten
+        # checkpoints
+        base = preset(self.preset, self.dataset)
+        changes: dict[str, Any] = {
+            "checkpoint_every": max(1, self.total_steps // 10),
+            "log_every": max(1, min(config.log_every, self.total_steps)),
+        }
+        if base.lr_decay_step is not None:
+            share = base.lr_decay_step / base.total_steps
+            changes["lr_decay_step"] = max(1, round(share * self.total_steps))
+        return config.replace(**changes)
+
+    @property
+    def trained_delays(self) -> tuple[int, int]:
+        """Shortest and longest delay seen in training."""
+        config = self.train_config(self.seeds[0])
+        return config.min_delay, config.n_steps - 1
+
+    def table_delays(self) -> tuple[int, ...]:
+        """Delays of the table: shortest, middle and longest trained, then 2x, 10x, 100x the
+        longest."""
+        low, high = self.trained_delays
+        inside = (low, (low + high) // 2, high)
+        return tuple(sorted(set(inside))) + tuple(m * high for m in MULTIPLES)
+
+    def curve_delays(self) -> tuple[int, ...]:
+        """Delays evaluated (the figure's): the table's plus intermediate ones. They share one
+        trajectory per trial, so the longest delay sets the cost."""
+        low, high = self.trained_delays
+        inside = np.unique(np.round(np.geomspace(low, high, 6)).astype(int)).tolist()
+        beyond = [round(f * high) for f in (1.5, 2, 3, 5, 10, 20, 50, 100)]
+        return tuple(sorted(set(inside) | set(beyond) | set(self.table_delays())))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["seeds"] = list(self.seeds)
+        return data
+
+
+@dataclass
+class RunResult:
+    """What one (architecture, seed) run measured; saved as ``bench.json`` in its directory.
+
+    Attributes:
+        arch: Architecture name. spec: its built-in name or plug-in spec. seed: run seed.
+        status: ``"done"`` or ``"diverged"`` (non-finite loss; no measurements then).
+        n_parameters: Trainable parameters.
+        train_s: Training wall time (``run.json``'s ``elapsed_s``; summed over resumes).
+        eval_s: Wall time of the evaluation and anchor measurement.
+        recurrent: Whether the state has a fixed size (anchor speed measured).
+        evaluation: `agents.DelayAccuracy.to_dict()` (None when diverged).
+        anchor: ``{"speeds" [K], "n_correct" [K], "slowest", "slowest_class", "anchor"}`` or
+            None (not recurrent, diverged, or no class answered correctly).
+        train_config: The `TrainConfig` used, as a dict.
+        error: Why a run diverged.
+    """
+
+    arch: str
+    spec: str
+    seed: int
+    status: str
+    n_parameters: int
+    train_s: float
+    eval_s: float
+    recurrent: bool
+    evaluation: dict[str, Any] | None
+    anchor: dict[str, Any] | None
+    train_config: dict[str, Any]
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def accuracy_at(self, delays: tuple[int, ...]) -> np.ndarray:
+        """float64 ``[len(delays)]``: accuracy at each delay (NaN where not measured)."""
+        out = np.full(len(delays), np.nan)
+        if self.evaluation is None:
+            return out
+        measured = dict(zip(self.evaluation["delays"], self.evaluation["accuracy"][0], strict=True))
+        for i, d in enumerate(delays):
+            out[i] = measured.get(int(d), np.nan)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        from agents.checkpoint import write_json
+
+        write_json(Path(path), dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def run_dir_of(runs_dir: str | Path, arch: BenchArchitecture, seed: int) -> Path:
+    """``runs_dir/<arch name>/seed<seed>``."""
+    return Path(runs_dir) / arch.name / f"seed{int(seed)}"
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """The run holds its final weights and its measured result."""
+    return (Path(run_dir) / "model.pt").is_file() and (Path(run_dir) / RESULT_FILE).is_file()
+
+
+def run_one(
+    arch: BenchArchitecture,
+    seed: int,
+    protocol: BenchProtocol,
+    runs_dir: str | Path,
+    *,
+    progress: bool = False,
+    threads: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> RunResult:
+    """Trains, evaluates and measures one (architecture, seed); returns the saved result.
+
+    A finished run (`is_finished`) is loaded, not redone; a partly trained one resumes. A
+    non-finite loss is a result (``status="diverged"``), saved as ``failed.json`` so that a later
+    call tries it again. ``meta`` (e.g. the git commit the code came from) is saved with it.
+    """
+    import torch
+
+    from agents.architectures import build_architecture
+    from agents.checkpoint import load_state
+    from agents.trainer import NonFiniteLossError, train
+    from memenv.data import FRAME_SHAPES
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    run_dir = run_dir_of(runs_dir, arch, seed)
+    if is_finished(run_dir):
+        return RunResult.load(run_dir / RESULT_FILE)
+    config = protocol.train_config(seed)
+    obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
+    model = build_architecture(arch.spec, config.hidden_size, obs_dim, seed=config.seed)
+    common = dict(arch=arch.name, spec=arch.spec, seed=int(seed), train_config=config.to_dict())
+    if (run_dir / "model.pt").is_file():
+        load_state(run_dir, model)
+    else:
+        try:
+            train(config, run_dir, model=model, progress=progress)
+        except NonFiniteLossError as error:
+            failed = RunResult(
+                **common, status="diverged", n_parameters=_n_parameters(model),
+                train_s=_train_seconds(run_dir), eval_s=0.0, recurrent=False, evaluation=None,
+                anchor=None, error=str(error), meta=dict(meta or {}),
+            )  # fmt: skip
+            failed.save(run_dir / FAILED_FILE)
+            return failed
+    start = time.perf_counter()
+    evaluation, anchor, recurrent = measure(model, protocol, config, progress=progress)
+    result = RunResult(
+        **common, status="done", n_parameters=_n_parameters(model),
+        train_s=_train_seconds(run_dir), eval_s=round(time.perf_counter() - start, 3),
+        recurrent=recurrent, evaluation=evaluation, anchor=anchor,
+        meta={**(meta or {}), "torch_threads": torch.get_num_threads()},
+    )  # fmt: skip
+    result.save(run_dir / RESULT_FILE)
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)
+    return result
+
+
+def measure(model, protocol: BenchProtocol, config, progress: bool = False):
+    """Accuracy vs delay on held-out images and, for a fixed-size state, the anchor speeds.
+
+    Returns:
+        ``(DelayAccuracy dict, anchor dict or None, recurrent)``.
+    """
+    from agents.evaluate import evaluate_delays
+    from memenv import DelayedRecallTask
+
+    model.eval()
+    task = DelayedRecallTask(
+        config.task_config().replace(split="test"), root=config.data_root, download=config.download
+    )
+    evaluation = evaluate_delays(
+        model, task, delays=protocol.curve_delays(), n_trials=protocol.n_trials,
+        batch_size=protocol.eval_batch_size, t_stim=0, seed=protocol.eval_seed,
+        progress=progress,
+    )  # fmt: skip
+    anchor = anchor_speed(model, task, protocol.anchor_trials, protocol.eval_seed)
+    return evaluation.to_dict(), anchor, has_fixed_state(model, task.obs_dim)
+
+
+def has_fixed_state(model, obs_dim: int) -> bool:
+    """Whether one `transition` keeps every state tensor's shape (False for a growing cache)."""
+    import torch
+
+    from analysis.protocol import model_device_dtype
+
+    device, dtype = model_device_dtype(model)
+    with torch.no_grad():
+        before = model.initial_state(1)
+        after = model.transition(before, torch.zeros(1, obs_dim, device=device, dtype=dtype))
+    return _shapes(before) == _shapes(after)
+
+
+def _shapes(state: Any) -> list[tuple[int, ...]]:
+    if isinstance(state, tuple | list):
+        return [shape for part in state for shape in _shapes(part)]
+    return [tuple(state.shape)]
+
+
+def anchor_speed(model, task, n_per_class: int = 100, seed: int = 0) -> dict[str, Any] | None:
+    """Speeds of the class anchors (module docstring) and the slowest of them.
+
+    Returns None for a model whose state grows (no fixed-size state to take centres of), and
+    ``slowest = None`` when no class is answered correctly 15 steps after its image.
+    """
+    from analysis.centers import class_centers
+    from analysis.protocol import FlatDynamics
+    from analysis.speed_accuracy import speeds_at
+
+    if not has_fixed_state(model, task.obs_dim):
+        return None
+    dynamics = FlatDynamics(model)
+    centers = class_centers(dynamics, task, n_per_class=n_per_class, seed=seed)
+    speeds = speeds_at(dynamics, centers.centers, task.mean_frame)
+    finite = np.isfinite(speeds)
+    slowest = int(np.nanargmin(speeds)) if finite.any() else None
+    return {
+        "anchor": ANCHOR,
+        "speeds": [float(q) if math.isfinite(q) else None for q in speeds],
+        "n_correct": centers.n_correct.tolist(),
+        "slowest": None if slowest is None else float(speeds[slowest]),
+        "slowest_class": slowest,
+    }
+
+
+def _n_parameters(model) -> int:
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def _train_seconds(run_dir: Path) -> float:
+    info = run_dir / "run.json"
+    return float(json.loads(info.read_text()).get("elapsed_s", math.nan)) if info.is_file() else 0.0
+
+
+def load_results(
+    runs_dir: str | Path, archs: list[BenchArchitecture], seeds: tuple[int, ...]
+) -> tuple[list[RunResult], list[tuple[str, int]]]:
+    """The saved results of every (architecture, seed), and the pairs that have none yet."""
+    results, missing = [], []
+    for arch in archs:
+        for seed in seeds:
+            run_dir = run_dir_of(runs_dir, arch, seed)
+            if is_finished(run_dir):
+                results.append(RunResult.load(run_dir / RESULT_FILE))
+            elif (run_dir / FAILED_FILE).is_file():
+                results.append(RunResult.load(run_dir / FAILED_FILE))
+            else:
+                missing.append((arch.name, seed))
+    return results, missing

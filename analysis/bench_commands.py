@@ -1,0 +1,313 @@
+"""``memenv bench``: train several memory architectures under one protocol and compare them.
+
+`memenv.cli` wires it in::
+
+    add_bench_arguments(subparser); return run_bench(args)
+
+Every (architecture, seed) trains in its own run directory ``OUT/<arch>/seed<k>`` and saves its
+measurements there (`analysis.bench.run_one`); finished runs are skipped, so an interrupted
+benchmark continues where it stopped. ``--jobs N`` runs N of them at once in separate
+processes (each with ``--threads`` torch threads). The report (``bench_table.md``,
+``bench_table.json``, ``accuracy_vs_delay.png``) is written into ``--report`` (default: OUT)
+from the saved results once every run is done. Heavy imports happen inside `run_bench`, so
+``memenv --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ARCHS = "rnn,gru,lstm,lru,mingru,transformer"
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memenv bench``."""
+    parser.add_argument(
+        "--archs",
+        default=DEFAULT_ARCHS,
+        help=f"comma-separated built-in architectures (default: {DEFAULT_ARCHS}); "
+        "'' for none (with --model)",
+    )
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=[],
+        metavar="[NAME=]PKG.MOD:FACTORY",
+        help="your own model: factory(hidden_size=..., obs_dim=...) returning an nn.Module that "
+        "follows agents.RecurrentAgent (repeatable)",
+    )
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument(
+        "--preset", choices=("fast", "paper"), default="fast", help="training preset (default fast)"
+    )
+    parser.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
+    parser.add_argument("--curriculum", default="none", help="none, decu, vocu, adaptive-...")
+    parser.add_argument("--curriculum-scale", type=float, default=1.0, help="curriculum stretch")
+    parser.add_argument("--hidden-size", type=int, default=None, help="units (default: preset's)")
+    parser.add_argument(
+        "--total-steps", type=int, default=None, help="training steps (default: preset's)"
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="trials per training step")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--data-root", default=None, help="data folder (else $MEMENV_DATA)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--n-trials", type=int, default=1000, help="evaluation trials per delay (default 1000)"
+    )
+    parser.add_argument(
+        "--eval-batch-size", type=int, default=100, help="evaluation trials run at once"
+    )
+    parser.add_argument(
+        "--anchor-trials", type=int, default=100, help="trials per class for the class centres"
+    )
+    parser.add_argument(
+        "--out", default="runs/bench", help="folder of the run directories (default runs/bench)"
+    )
+    parser.add_argument("--report", default=None, help="folder of the report (default: --out)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per run (default: torch's; 1 with --jobs 2 on 2 cores)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from error
+    if not values:
+        raise ValueError(f"{option} must list at least one integer, got {text!r}")
+    return values
+
+
+def protocol_from_args(args: argparse.Namespace):
+    """The `BenchProtocol` of parsed arguments (ValueError naming a bad value)."""
+    from analysis.bench import BenchProtocol
+
+    return BenchProtocol(
+        preset=args.preset, dataset=args.dataset, curriculum=args.curriculum,
+        curriculum_scale=args.curriculum_scale, seeds=_int_list(args.seeds, "--seeds"),
+        hidden_size=args.hidden_size, total_steps=args.total_steps, batch_size=args.batch_size,
+        lr=args.lr, data_root=args.data_root, device=args.device, n_trials=args.n_trials,
+        eval_batch_size=args.eval_batch_size, anchor_trials=args.anchor_trials,
+    )  # fmt: skip
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Runs the missing runs, then writes the report; prints what it wrote. Returns 0."""
+    from tqdm.auto import tqdm
+
+    from analysis.bench import is_finished, resolve_architectures, run_dir_of
+
+    for option in ("jobs", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ValueError(f"--{option} must be >= 1, got {value}")
+    protocol = protocol_from_args(args)
+    archs = resolve_architectures(
+        [a.strip() for a in args.archs.split(",") if a.strip()], args.models
+    )
+    out = Path(args.out)
+    report = Path(args.report) if args.report else out
+    started = time.perf_counter()
+    # the code a run uses is the one imported when it starts: record the commit now, not later
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    code = {
+        "commit": _git("rev-parse", "HEAD"),
+        "working_tree_modified": None if status is None else bool(status),
+    }
+    # seed-major order: every architecture's first seed comes early, and with --jobs the long
+    # runs of one architecture do not all queue at the end
+    todo = [(a, s) for s in protocol.seeds for a in archs if not is_finished(run_dir_of(out, a, s))]
+    n_runs = len(archs) * len(protocol.seeds)
+    print(
+        f"benchmark: {n_runs} runs ({len(todo)} to do) in {out}/, report in {report}/", flush=True
+    )
+    bar = tqdm(total=len(todo), desc="bench", unit="run", disable=args.no_progress)
+    if args.jobs == 1:
+        from analysis.bench import run_one
+
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        for arch, seed in todo:
+            bar.set_postfix_str(f"{arch.name} seed {seed}")
+            result = run_one(arch, seed, protocol, out, progress=not args.no_progress, meta=code)
+            _announce(bar, result)
+            bar.update(1)
+    else:
+        _run_parallel(todo, protocol, out, args, bar, code)
+    bar.close()
+    return write_report(archs, protocol, out, report, args, time.perf_counter() - started, code)
+
+
+def _run_parallel(todo, protocol, out: Path, args: argparse.Namespace, bar, code) -> None:
+    """Each run in a worker process of its own (spawned: no forked torch thread pools)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from analysis.bench import run_one
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        futures = [
+            pool.submit(run_one, arch, seed, protocol, out, threads=args.threads, meta=code)
+            for arch, seed in todo
+        ]
+        for future in as_completed(futures):
+            _announce(bar, future.result())
+            bar.update(1)
+
+
+def _announce(bar, result) -> None:
+    if result.status != "done":
+        bar.write(f"  {result.arch} seed {result.seed}: {result.status} ({result.error})")
+        return
+    evaluation = result.evaluation
+    accuracy = dict(zip(evaluation["delays"], evaluation["accuracy"][0], strict=True))
+    longest = max(accuracy)
+    bar.write(
+        f"  {result.arch} seed {result.seed}: trained in {result.train_s:.0f} s, accuracy "
+        f"{accuracy[min(accuracy)]:.3f} at delay {min(accuracy)}, {accuracy[longest]:.3f} at "
+        f"{longest}"
+    )
+
+
+def write_report(archs, protocol, out: Path, report: Path, args, wall_s: float, code) -> int:
+    """Writes the table (markdown, JSON) and the figure from the runs saved under ``out``."""
+    from analysis.bench import load_results
+    from analysis.bench_report import aggregate, plot_bench
+
+    results, missing = load_results(out, archs, protocol.seeds)
+    if missing:
+        print(f"not written: {len(missing)} runs have no result yet: {missing}", file=sys.stderr)
+        return 1
+    table = aggregate(results, protocol.table_delays(), protocol.trained_delays,
+                      order=[a.name for a in archs])  # fmt: skip
+    table.meta = run_metadata(args, protocol, wall_s, results, code)
+    report.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "table": report / "bench_table.md",
+        "json": report / "bench_table.json",
+        "figure": report / "accuracy_vs_delay.png",
+    }
+    paths["json"].write_text(json.dumps(table.to_dict(), indent=2) + "\n")
+    paths["table"].write_text(_markdown_report(table, protocol))
+    plot_bench(table).savefig(paths["figure"], dpi=120)
+    print(table.markdown())
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def canonical_command(args: argparse.Namespace) -> str:
+    """``memenv bench`` with every option this run used, spelled out."""
+    parts = ["memenv", "bench", "--archs", args.archs]
+    for spec in args.models:
+        parts += ["--model", spec]
+    options = ("seeds", "preset", "dataset", "curriculum", "curriculum_scale", "hidden_size",
+               "total_steps", "batch_size", "lr", "data_root", "device", "n_trials",
+               "eval_batch_size", "anchor_trials", "out", "report", "jobs", "threads")  # fmt: skip
+    for name in options:
+        value = getattr(args, name)
+        if value is not None:
+            parts += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join(parts)
+
+
+def _git(*command: str) -> str | None:
+    """Output of a git command in the working directory, or None outside a repository."""
+    try:
+        done = subprocess.run(
+            ["git", *command], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def run_metadata(args, protocol, wall_s: float, results, code: dict[str, Any]) -> dict[str, Any]:
+    """Command, commits, machine and timings of this benchmark (recorded with the table).
+
+    ``code``: the commit (and whether tracked files differed from it) when this invocation
+    started; ``run_commits`` lists the commits every run's code came from (runs of earlier,
+    interrupted invocations may differ).
+    """
+    import torch
+
+    return {
+        "command": canonical_command(args),
+        "argv": shlex.join(sys.argv),
+        **code,
+        "run_commits": sorted({str(r.meta.get("commit")) for r in results}),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads_per_run": sorted(
+                {r.meta.get("torch_threads") for r in results if r.meta.get("torch_threads")}
+            ),
+        },  # fmt: skip
+        "wall_s_this_invocation": round(wall_s, 1),
+        "train_s_total": round(sum(r.train_s for r in results), 1),
+        "eval_s_total": round(sum(r.eval_s for r in results), 1),
+        "protocol": protocol.to_dict(),
+        "train_config_example": results[0].train_config if results else None,
+        "data_source": (results[0].evaluation or {}).get("meta", {}).get("data_source")
+        if results
+        else None,
+    }
+
+
+def _markdown_report(table, protocol) -> str:
+    meta = table.meta
+    config = meta.get("train_config_example") or {}
+    machine = meta["machine"]
+    low, high = table.trained_delays
+    lines = [
+        "# memenv bench",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"Code: commit `{meta['commit']}` when this invocation started"
+        + (", with uncommitted changes" if meta["working_tree_modified"] else "")
+        + f" (runs' commits: {', '.join(meta['run_commits'])}); {meta['date']}; "
+        f"{machine['platform']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
+        f"{machine['torch_threads_per_run']} thread(s) per run.",
+        "",
+        f"Protocol: preset `{protocol.preset}` ({config.get('hidden_size')} units, "
+        f"{config.get('total_steps')} steps, batch {config.get('batch_size')}, Adam lr "
+        f"{config.get('lr')}, lr / 10 at step {config.get('lr_decay_step')}), {protocol.dataset} "
+        f"({meta['data_source']}), curriculum `{protocol.curriculum}`, seeds "
+        f"{list(protocol.seeds)}; trained delays {low}..{high}. Evaluation: "
+        f"{protocol.n_trials} held-out trials per delay, image at t = 0. Accuracy: mean ± "
+        "95% t-interval half-width over seeds. Slowest anchor q: median over seeds of the "
+        "minimum over classes of the speed at the class centre of mass (n/a: no fixed-size "
+        "state).",
+        "",
+        f"Wall time: {meta['wall_s_this_invocation'] / 60:.1f} min for this invocation; training "
+        f"{meta['train_s_total'] / 60:.1f} min and evaluation {meta['eval_s_total'] / 60:.1f} min "
+        "summed over runs.",
+        "",
+        table.markdown(),
+        "",
+    ]
+    return "\n".join(lines)

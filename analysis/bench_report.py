@@ -1,0 +1,227 @@
+"""The benchmark's table and figure, built from saved per-run results (`analysis.bench`).
+
+Over seeds, every accuracy is summarised by its mean and a 95% Student-t interval,
+``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (sd with ``ddof=1``; NaN with fewer than two seeds),
+clipped to [0, 1] in the figure. With 3 seeds ``t = 4.30``: the interval is wide on purpose, it
+is what three seeds can say. Parameters are per network; training time is the mean over seeds;
+the anchor speed is the median over seeds of each seed's slowest class anchor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from analysis.bench import MULTIPLES, RunResult
+
+
+def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, half-width of the 95% t-interval)`` over ``axis``, ignoring NaN rows per column.
+
+    Args:
+        values: ``[S, ...]`` (e.g. seeds x delays).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    n = finite.sum(axis=axis)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    deviation = np.where(finite, values - np.expand_dims(mean, axis), 0.0)
+    variance = np.square(deviation).sum(axis=axis) / np.maximum(n - 1, 1)
+    t = stats.t.ppf(0.975, np.maximum(n - 1, 1))
+    half = np.where(n >= 2, t * np.sqrt(variance / np.maximum(n, 1)), np.nan)
+    return mean, half
+
+
+@dataclass
+class BenchRow:
+    """One architecture over its seeds.
+
+    Attributes:
+        arch, spec: Name and how it was built.
+        seeds: Seeds with a measured result; diverged: seeds whose training diverged.
+        delays: ``[n_d]`` evaluated delays; accuracy: ``[S, n_d]`` per seed.
+        n_parameters: Per network. train_s: per seed. anchor_speeds: per seed's slowest class
+            anchor (None: not recurrent or no class correct).
+        recurrent: Fixed-size state (anchor speed defined).
+    """
+
+    arch: str
+    spec: str
+    seeds: list[int]
+    diverged: list[int]
+    delays: np.ndarray
+    accuracy: np.ndarray
+    n_parameters: int
+    train_s: list[float]
+    anchor_speeds: list[float | None]
+    recurrent: bool
+
+    def summary(self, delays: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean [n], half-width [n])`` at ``delays`` over seeds."""
+        index = {int(d): i for i, d in enumerate(self.delays)}
+        cols = [index.get(int(d)) for d in delays]
+        picked = np.stack(
+            [self.accuracy[:, c] if c is not None else np.full(len(self.seeds), np.nan)
+             for c in cols], axis=1,
+        )  # fmt: skip
+        return t_interval(picked)
+
+    @property
+    def anchor_median(self) -> float | None:
+        values = [q for q in self.anchor_speeds if q is not None]
+        return float(np.median(values)) if values else None
+
+
+@dataclass
+class BenchTable:
+    """Rows per architecture plus the delays the table reports."""
+
+    rows: list[BenchRow]
+    table_delays: tuple[int, ...]
+    trained_delays: tuple[int, int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = []
+        for row in self.rows:
+            mean, half = row.summary(self.table_delays)
+            curve_mean, curve_half = row.summary(tuple(int(d) for d in row.delays))
+            rows.append({
+                "arch": row.arch, "spec": row.spec, "seeds": row.seeds, "diverged": row.diverged,
+                "n_parameters": row.n_parameters, "train_s": row.train_s,
+                "train_s_mean": _finite(np.mean(row.train_s)) if row.train_s else None,
+                "recurrent": row.recurrent, "anchor_speed_slowest": row.anchor_speeds,
+                "anchor_speed_slowest_median": row.anchor_median,
+                "accuracy": {str(d): {"mean": _finite(m), "ci95_half": _finite(h)}
+                             for d, m, h in zip(self.table_delays, mean, half, strict=True)},
+                "curve": {"delays": row.delays.tolist(),
+                          "accuracy_per_seed": row.accuracy.tolist(),
+                          "mean": [_finite(v) for v in curve_mean],
+                          "ci95_half": [_finite(v) for v in curve_half]},
+            })  # fmt: skip
+        return {
+            "table_delays": list(self.table_delays),
+            "trained_delays": list(self.trained_delays),
+            "interval": "95% Student-t over seeds",
+            "rows": rows,
+            "meta": self.meta,
+        }
+
+    def markdown(self) -> str:
+        """The table: accuracy mean +- 95% t half-width over seeds at each table delay."""
+        low, high = self.trained_delays
+        labels = []
+        for d in self.table_delays:
+            factor = next((m for m in MULTIPLES if d == m * high), None)
+            labels.append(f"{d} ({factor}x)" if factor else str(d))
+        head = (
+            "| architecture | params | seeds | train s | "
+            + " | ".join(f"acc @ {label}" for label in labels)
+            + " | slowest anchor q |"
+        )
+        rule = "|---|---:|---:|---:|" + "---:|" * len(labels) + "---:|"
+        lines = [head, rule]
+        for row in self.rows:
+            mean, half = row.summary(self.table_delays)
+            cells = [_pm(m, h) for m, h in zip(mean, half, strict=True)]
+            seeds = f"{len(row.seeds)}" + (
+                f" (+{len(row.diverged)} diverged)" if row.diverged else ""
+            )
+            train = f"{np.mean(row.train_s):.0f}" if row.train_s else "-"
+            anchor = "n/a" if not row.recurrent else _sci(row.anchor_median)
+            lines.append(
+                f"| {row.arch} | {row.n_parameters:,} | {seeds} | {train} | "
+                + " | ".join(cells) + f" | {anchor} |"
+            )  # fmt: skip
+        return "\n".join(lines)
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _pm(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.3f} ± {half:.3f}" if math.isfinite(half) else f"{mean:.3f}"
+
+
+def _sci(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
+def aggregate(
+    results: list[RunResult],
+    table_delays: tuple[int, ...],
+    trained_delays: tuple[int, int],
+    order: list[str] | None = None,
+) -> BenchTable:
+    """Groups per-run results by architecture (in ``order``, else first appearance)."""
+    by_arch: dict[str, list[RunResult]] = {}
+    for result in results:
+        by_arch.setdefault(result.arch, []).append(result)
+    names = [n for n in (order or list(by_arch)) if n in by_arch]
+    rows = []
+    for name in names:
+        runs = sorted(by_arch[name], key=lambda r: r.seed)
+        done = [r for r in runs if r.status == "done"]
+        delays = np.asarray(done[0].evaluation["delays"] if done else [], dtype=np.int64)
+        accuracy = np.array([r.accuracy_at(tuple(delays.tolist())) for r in done]).reshape(
+            len(done), delays.size
+        )
+        rows.append(
+            BenchRow(
+                arch=name,
+                spec=runs[0].spec,
+                seeds=[r.seed for r in done],
+                diverged=[r.seed for r in runs if r.status != "done"],
+                delays=delays,
+                accuracy=accuracy,
+                n_parameters=runs[0].n_parameters,
+                train_s=[r.train_s for r in done],
+                anchor_speeds=[(r.anchor or {}).get("slowest") for r in done],
+                recurrent=any(r.recurrent for r in done),
+            )  # fmt: skip
+        )
+    return BenchTable(rows, tuple(table_delays), tuple(trained_delays))
+
+
+def plot_bench(table: BenchTable, ax=None, title: str | None = None):
+    """Accuracy vs delay (log axis), one curve per architecture: mean over seeds with its 95%
+    t-interval as a band (clipped to [0, 1]). Returns the ``Figure`` (no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(8.4, 4.4), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    low, high = table.trained_delays
+    ax.axvspan(low, high, color="0.9", zorder=0, label="trained delays")
+    for i, row in enumerate(table.rows):
+        if not row.seeds:
+            continue
+        mean, half = t_interval(row.accuracy)
+        color = f"C{i}"
+        ax.plot(row.delays, mean, "o-", ms=3, color=color, label=f"{row.arch} (n={len(row.seeds)})")
+        band = np.nan_to_num(half, nan=0.0)
+        ax.fill_between(
+            row.delays, np.clip(mean - band, 0, 1), np.clip(mean + band, 0, 1),
+            color=color, alpha=0.15, lw=0,
+        )  # fmt: skip
+    ax.axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("delay (steps between stimulus and trigger)")
+    ax.set_ylabel("retrieval accuracy (held-out images)")
+    ax.set_title(title or "accuracy vs delay: mean over seeds, 95% t-interval")
+    ax.grid(True, which="major", alpha=0.3)
+    # outside the axes: every corner inside holds a curve or a band at some delay
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    return fig
