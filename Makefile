@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/memenv demo
+	$(BIN)/memenv reproduce --preset demo --out runs/demo/reproduce
 
 test: $(STAMP)
 	$(BIN)/ruff check .

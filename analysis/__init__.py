@@ -13,72 +13,83 @@ Works on any model that follows the recurrent protocol of DESIGN.md (``forward``
 * `SpeedPenalty`, `compute_anchors`, `regularize_run`: the speed regulariser (``memenv
   regularize``; docs/regularize.md), and `analysis.regularize_study`, its experiment.
 * `analysis.plots`: figures (`plot_pca`, `plot_lineage`, `plot_speed_accuracy`, `plot_spectra`).
+* The whole study (``memenv reproduce``): `analysis.reproduce`; other architectures
+  (``memenv bench``): `analysis.bench`.
+
+The names below are imported lazily (PEP 562), so that ``memenv --help`` (which imports each
+command module, e.g. ``analysis.commands``) does not import torch.
 """
 
-from analysis.backtrack import Lineage, MergeEvent, backtrack
-from analysis.centers import ClassCenters, class_centers, state_trajectories
-from analysis.finetune import (
-    RegularizeConfig,
-    RegularizeResult,
-    finetune_preset,
-    regularize_run,
-    train_with_speed_penalty,
-)
-from analysis.pipeline import (
-    AnalysisOptions,
-    NetworkAnalysis,
-    analyze_network,
-    analyze_run,
-    write_report,
-)
-from analysis.protocol import FlatDynamics, StateLayout
-from analysis.regularizer import Anchors, SpeedPenalty, anchor_speeds, compute_anchors
-from analysis.slow_points import SlowPoints, deduplicate, find_slow_points
-from analysis.speed_accuracy import (
-    ClassSpeedAccuracy,
-    Correlation,
-    NetworkSpeedAccuracy,
-    class_accuracy_at_delay,
-    class_speed_accuracy,
-    class_speeds,
-    network_speed_accuracy,
-    spearman,
-    speeds_at,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AnalysisOptions",
-    "Anchors",
-    "ClassCenters",
-    "ClassSpeedAccuracy",
-    "Correlation",
-    "FlatDynamics",
-    "Lineage",
-    "MergeEvent",
-    "NetworkAnalysis",
-    "NetworkSpeedAccuracy",
-    "RegularizeConfig",
-    "RegularizeResult",
-    "SlowPoints",
-    "SpeedPenalty",
-    "StateLayout",
-    "analyze_network",
-    "analyze_run",
-    "anchor_speeds",
-    "backtrack",
-    "class_accuracy_at_delay",
-    "class_centers",
-    "class_speed_accuracy",
-    "class_speeds",
-    "compute_anchors",
-    "deduplicate",
-    "find_slow_points",
-    "finetune_preset",
-    "network_speed_accuracy",
-    "regularize_run",
-    "spearman",
-    "speeds_at",
-    "state_trajectories",
-    "train_with_speed_penalty",
-    "write_report",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "analysis.backtrack": (
+        "Lineage",
+        "MergeEvent",
+        "backtrack",
+    ),
+    "analysis.centers": (
+        "ClassCenters",
+        "class_centers",
+        "state_trajectories",
+    ),
+    "analysis.finetune": (
+        "RegularizeConfig",
+        "RegularizeResult",
+        "finetune_preset",
+        "regularize_run",
+        "train_with_speed_penalty",
+    ),
+    "analysis.pipeline": (
+        "AnalysisOptions",
+        "NetworkAnalysis",
+        "analyze_network",
+        "analyze_run",
+        "write_report",
+    ),
+    "analysis.protocol": (
+        "FlatDynamics",
+        "StateLayout",
+    ),
+    "analysis.regularizer": (
+        "Anchors",
+        "SpeedPenalty",
+        "anchor_speeds",
+        "compute_anchors",
+    ),
+    "analysis.slow_points": (
+        "SlowPoints",
+        "deduplicate",
+        "find_slow_points",
+    ),
+    "analysis.speed_accuracy": (
+        "ClassSpeedAccuracy",
+        "Correlation",
+        "NetworkSpeedAccuracy",
+        "class_accuracy_at_delay",
+        "class_speed_accuracy",
+        "class_speeds",
+        "network_speed_accuracy",
+        "spearman",
+        "speeds_at",
+    ),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -108,3 +108,17 @@ def test_bad_arguments(tmp_path):
         _parse([str(tmp_path), "--method", "adam", "--adam-iterations", "100"])
     )
     assert options.search_options == {"iterations": 100, "lr_drop_at": 40}
+
+
+def test_the_cli_help_imports_no_torch():
+    """`memenv --help` imports every command module (analysis ones included): it stays light,
+    and the lazy names of `analysis` still resolve."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from memenv.cli import build_parser; build_parser(); "
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "import analysis; assert analysis.find_slow_points.__name__ == 'find_slow_points'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

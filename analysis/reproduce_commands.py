@@ -1,0 +1,108 @@
+"""``memenv reproduce``: the paper's whole study, resumable, ending in one report.
+
+`memenv.cli` wires it in::
+
+    add_reproduce_arguments(subparser); return run_reproduce(args)
+
+Heavy imports happen inside `run_reproduce`, so ``memenv --help`` does not import torch. Bad
+values raise ValueError naming the value (the CLI prints ``memenv reproduce: error: ...`` and
+exits with status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+
+def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memenv reproduce``."""
+    parser.add_argument(
+        "--preset",
+        default="fast",
+        help="fast (CPU, 5 seeds), paper (PAPER.md, 10 seeds), demo (a few minutes on 2 cores), "
+        "tiny (seconds; for tests) (default fast)",
+    )
+    parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or cifar10")
+    parser.add_argument("--seeds", type=int, default=None, help="networks per (cell, curriculum)")
+    parser.add_argument(
+        "--cells", default=None, help="comma-separated cells (default gru,lstm; demo: gru)"
+    )
+    parser.add_argument("--curricula", default="none,vocu,decu", help="comma-separated curricula")
+    parser.add_argument("--out", default=None, help="study folder (runs/reproduce-PRESET-DATASET)")
+    parser.add_argument("--report", default=None, help="report folder (default OUT/report)")
+    parser.add_argument("--no-regularize", action="store_true", help="skip the regularisation")
+    parser.add_argument("--data-root", default=None, help="data folder ($MEMENV_DATA)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--stop-after", default=None, help="stop after this stage (train, evaluate, analyze, ...)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _names(text: str, option: str) -> tuple[str, ...]:
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError(f"{option} needs at least one name, got {text!r}")
+    return names
+
+
+def config_from_args(args: argparse.Namespace):
+    """The `analysis.reproduce.ReproduceConfig` of the command line (ValueError if bad)."""
+    from analysis.reproduce import ReproduceConfig
+
+    return ReproduceConfig(
+        preset=args.preset,
+        dataset=args.dataset,
+        cells=None if args.cells is None else _names(args.cells, "--cells"),
+        curricula=_names(args.curricula, "--curricula"),
+        n_seeds=args.seeds,
+        regularize=not args.no_regularize,
+        device=args.device,
+        data_root=args.data_root,
+    )
+
+
+def canonical_command(config, out: Path) -> str:
+    """The command line that reruns (or resumes) this study, every protocol option explicit."""
+    parts = [
+        "memenv reproduce", f"--preset {config.preset}", f"--dataset {config.dataset}",
+        f"--seeds {config.n_seeds}", f"--cells {','.join(config.cells)}",
+        f"--curricula {','.join(config.curricula)}", f"--out {shlex.quote(str(out))}",
+    ]  # fmt: skip
+    if not config.regularize:
+        parts.append("--no-regularize")
+    return " ".join(parts)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Runs (or resumes) the study and prints where everything went."""
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    config = config_from_args(args)
+    import torch
+
+    from analysis.reproduce import run_reproduce as run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or f"runs/reproduce-{config.preset}-{config.dataset}")
+    command = canonical_command(config, out)
+    progress = not args.no_progress
+    result = run(
+        config, out, report_dir=args.report, progress=progress, stop_after=args.stop_after,
+        meta={"command": command}, log=None if progress else (lambda line: print(line, flush=True)),
+    )  # fmt: skip
+    print(f"study folder: {result['out_dir']}")
+    for job, error in result["failures"]:
+        print(f"failed (retried next time): {job}: {error}")
+    if result["paths"]:
+        print(f"report: {result['paths']['report']}")
+        for name, path in result["paths"].items():
+            if name != "report":
+                print(f"  {name}: {path}")
+    else:
+        print(f"stopped after stage {args.stop_after!r}; rerun to continue")
+    return 1 if result["failures"] else 0

@@ -1,0 +1,183 @@
+"""`memenv reproduce` on the tiny preset: end to end, interrupted and resumed, the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import analysis.reproduce as reproduce
+from analysis.reproduce import ReproduceConfig, plan, run_reproduce
+from analysis.reproduce_report import SECTIONS
+
+
+def _config(mnist_root, **changes) -> ReproduceConfig:
+    values = dict(
+        preset="tiny", cells=("gru",), reg_modes=("center", "control"), device="cpu",
+        data_root=str(mnist_root),
+    )  # fmt: skip
+    values.update(changes)
+    return ReproduceConfig(**values)
+
+
+def _strict_json(path):
+    def refuse(name):
+        raise AssertionError(f"{path} holds {name}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_interrupted_study_resumes_without_redoing_finished_parts(
+    tmp_path, mnist_root, every_trial_counts, monkeypatch
+):
+    config = _config(mnist_root)
+    out = tmp_path / "study"
+    real = reproduce.analyze_run
+    calls = []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C in the third analysis
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reproduce, "analyze_run", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_reproduce(config, out, progress=False)
+    finished = [
+        out / "train" / "gru-vocu" / "model.pt",
+        out / "evaluate" / "gru-decu.json",
+        out / "analysis" / "gru-none" / "m0" / "summary.json",
+        out / "analysis" / "gru-none" / "m1" / "summary.json",
+    ]
+    assert all(p.is_file() for p in finished)
+    assert not (out / "analysis" / "gru-vocu" / "m0" / "summary.json").exists()
+    assert not (out / "report").exists()
+    stamps = [p.stat().st_mtime_ns for p in finished]
+
+    monkeypatch.setattr(reproduce, "analyze_run", real)
+    result = run_reproduce(config, out, progress=False)
+    assert [p.stat().st_mtime_ns for p in finished] == stamps  # read back, not redone
+    assert result["failures"] == []
+    assert result["ran"] == [
+        "analyze gru vocu m0", "analyze gru vocu m1", "analyze gru decu m0",
+        "analyze gru decu m1", "regularize gru none m0 center", "regularize gru none m0 control",
+        "regularize gru none m1 center", "regularize gru none m1 control", "report",
+    ]  # fmt: skip
+    assert (out / "analysis" / "gru-vocu" / "m1" / "lineage.npz").is_file()
+    assert not (out / "analysis" / "gru-none" / "m1" / "lineage.npz").exists()  # no backtracking
+
+    report = result["paths"]["report"].read_text()
+    positions = [report.index(section) for section in SECTIONS]
+    assert positions == sorted(positions)  # every section, in order
+    for name in ("accuracy", "speed_accuracy", "lineage_vocu", "lineage_decu", "regularize"):
+        figure = result["paths"][f"figure_{name}"]
+        assert figure.stat().st_size > 0 and f"]({name}.png)" in report
+    assert report.count("| DeCu extrapolates better than VoCu | gru |") == 1
+    assert "center - control" in report
+    page = result["paths"]["html"].read_text()
+    assert page.count("data:image/png;base64,") == 5 and "<table>" in page
+    assert "<h2>Claims</h2>" in page
+    results = _strict_json(result["paths"]["results"])
+    assert len(results["networks"]) == 6
+    assert {c["verdict"] for c in results["claims"]} <= {
+        "reproduced", "not reproduced", "inconclusive",
+    }  # fmt: skip
+    assert len(results["regularize"]) == 4
+
+    again = run_reproduce(config, out, progress=False)
+    assert again["ran"] == ["report"]
+    assert [p.stat().st_mtime_ns for p in finished] == stamps
+
+
+def test_stop_after_and_a_changed_protocol(tmp_path, mnist_root):
+    config = _config(mnist_root, curricula=("none",), regularize=False)
+    out = tmp_path / "study"
+    result = run_reproduce(config, out, progress=False, stop_after="train")
+    assert result["ran"] == ["train gru none"] and result["paths"] == {}
+    assert not (out / "evaluate").exists()
+    with pytest.raises(ValueError, match="n_seeds differ"):
+        run_reproduce(_config(mnist_root, curricula=("none",), n_seeds=3), out, progress=False)
+    with pytest.raises(ValueError, match="stop_after .* got 'nowhere'"):
+        run_reproduce(config, out, progress=False, stop_after="nowhere")
+
+
+def test_a_network_that_fails_its_analysis_is_reported_not_fatal(tmp_path, mnist_root):
+    # without the lenient centres a tiny network answers no class: the regulariser refuses it
+    config = _config(mnist_root, curricula=("none",), n_seeds=2, reg_modes=("center",))
+    result = run_reproduce(config, tmp_path / "study", progress=False)
+    report = result["paths"]["report"].read_text()
+    for section in SECTIONS:
+        assert section in report
+    assert result["failures"]  # deterministic: these tiny networks answer no class
+    for job, error in result["failures"]:
+        assert job.startswith(("analyze", "regularize")) and error
+        assert job in report
+
+
+def test_plan_lists_every_job_once():
+    config = ReproduceConfig(preset="tiny", cells=("gru", "lstm"), reg_modes=("center",))
+    jobs = [str(j) for j in plan(config)]
+    assert len(jobs) == len(set(jobs))
+    assert sum(j.startswith("train") for j in jobs) == 6
+    assert sum(j.startswith("analyze") for j in jobs) == 6 * 2
+    assert sum(j.startswith("regularize") for j in jobs) == 2 * 2
+    assert jobs[-1] == "report"
+
+
+def test_curricula_fit_the_run():
+    config = ReproduceConfig(preset="fast")
+    for curriculum in ("vocu", "decu"):
+        train = config.train_config("gru", curriculum)
+        assert train.curriculum_scale == pytest.approx(2500 / 140_000)
+        from agents.schedule import resolve_schedule
+
+        schedule = resolve_schedule(curriculum, "mnist", train.curriculum_scale)
+        last = schedule.at(train.total_steps - 1)
+        assert last.get("n_classes") == 10 and last.get("t_max") == 20  # last stage reached
+    demo = ReproduceConfig(preset="demo")
+    assert demo.cells == ("gru",) and demo.n_seeds == 3
+    assert demo.train_config("gru", "vocu").curriculum_scale == pytest.approx(1000 / 140_000)
+    assert ReproduceConfig(preset="paper").train_config("gru", "decu").curriculum_scale == 1.0
+    assert ReproduceConfig(preset="paper").n_seeds == 10
+    assert ReproduceConfig(preset="paper", dataset="cifar10").n_seeds == 5
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"preset": "huge"}, "preset must be one of .* got 'huge'"),
+        ({"dataset": "svhn"}, "dataset must be one of .* got 'svhn'"),
+        ({"dataset": "cifar10"}, "dataset must be mnist or fashion-mnist .* got 'cifar10'"),
+        ({"cells": ("gru", "tcn")}, "cells must be .* got \\('gru', 'tcn'\\)"),
+        ({"curricula": ("vocu", "vocu")}, "curricula must be free of repeats"),
+        ({"reg_modes": ("sideways",)}, "reg_modes must be .* got \\('sideways',\\)"),
+        ({"n_seeds": 0}, "n_seeds must be a positive integer, got 0"),
+        ({"long_delay_min": 5000}, "long_delay_min must be at most"),
+        ({"train_overrides": {"hidden_size": -1}}, "hidden_size"),
+        ({"train_overrides": {"n_members": 2}}, "train_overrides must be free of the study's"),
+    ],
+)
+def test_bad_settings_name_the_value(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ReproduceConfig(**{"preset": "fast", **changes})
+
+
+def test_command_line(tmp_path, mnist_root, capsys):
+    from memenv.cli import main
+
+    out = tmp_path / "study"
+    code = main([
+        "reproduce", "--preset", "tiny", "--cells", "gru", "--curricula", "none", "--seeds", "2",
+        "--data-root", str(mnist_root), "--out", str(out), "--device", "cpu", "--no-progress",
+        "--stop-after", "evaluate",
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert f"study folder: {out}" in printed and "stopped after stage 'evaluate'" in printed
+    assert (out / "evaluate" / "gru-none.json").is_file()
+    assert json.loads((out / "config.json").read_text())["n_seeds"] == 2
+    assert main(["reproduce", "--preset", "huge"]) == 2
+    assert "memenv reproduce: error: ReproduceConfig.preset must be" in capsys.readouterr().err
+    assert main(["reproduce", "--cells", ","]) == 2
+    assert "--cells needs at least one name" in capsys.readouterr().err
