@@ -28,6 +28,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
+from analysis.intervals import t_interval
 
 MODES = ("center", "slow", "control")
 
@@ -159,16 +160,6 @@ def _g(value: float | None) -> str:
 
 
 # ------------------------------------------------------------------------------ analysis
-def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of ``values`` (NaN half-width for a single value)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-    return mean, mean - half, mean + half
-
-
 def study_table(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per cell and mode: accuracy per delay (mean, 95% t-CI over seeds), the paired
     difference to the control, the anchor speeds before and after, and a paired t-test."""
@@ -197,8 +188,8 @@ def study_table(records: list[dict[str, Any]]) -> dict[str, Any]:
             row: dict[str, Any] = {
                 "n_seeds": len(have),
                 "accuracy": _summary(after),
-                "speed_before": _t_interval(speed_b)[0],
-                "speed_after": _t_interval(speed_a)[0],
+                "speed_before": t_interval(speed_b)[0],
+                "speed_after": t_interval(speed_a)[0],
                 "speed_ratio": float(np.exp(np.mean(np.log(speed_a / speed_b)))),
                 "slow_speed_before": _mean(slow_b),
                 "slow_speed_after": _mean(slow_a),
@@ -219,7 +210,7 @@ def study_table(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _summary(values_sxd: np.ndarray) -> dict[str, list[float]]:
-    parts = [_t_interval(values_sxd[:, i]) for i in range(values_sxd.shape[1])]
+    parts = [t_interval(values_sxd[:, i]) for i in range(values_sxd.shape[1])]
     return {
         "mean": [p[0] for p in parts],
         "ci_low": [p[1] for p in parts],

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from analysis.intervals import t_interval
+
 ALPHA = 0.05
 """Significance level of every claim test (two-sided)."""
 REPORT_DELAYS = (10, 19, 40, 100, 200, 500, 1000, 2000)
@@ -367,18 +369,6 @@ def claims_table(results: dict[str, Any]) -> list[ClaimRow]:
 
 
 # ------------------------------------------------------------------------------ tables
-def t_interval(values: Any) -> tuple[float, float, float]:
-    """Mean and 95% t-interval (NaN half-width for fewer than 2 finite values)."""
-    values = _finite(list(np.asarray(values, dtype=np.float64).reshape(-1)))
-    if values.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if values.size < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-    return mean, mean - half, mean + half
-
-
 def _ci(values: Any, digits: int = 3) -> str:
     mean, low, high = t_interval(values)
     if not math.isfinite(mean):

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from agents.config import TrainConfig
 from memenv import DelayedRecallTask, TaskConfig
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Deterministic, quick tests on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Makes the tests' toy models (``analysis_toy_models.py`` here) importable.
+"""The toy models of ``analysis_toy_models.py`` (importable from here) and a tiny trained run.
 
 pytest runs with ``--import-mode=importlib``, which puts no test folder on ``sys.path``.
 """
@@ -9,17 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tests' networks are tiny: one thread avoids OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture
+def tiny_run(tmp_path, mnist_root):
+    """A finished 12-step GRU-6 run with checkpoints every 4 steps (a second or two)."""
+    from agents.config import TrainConfig
+    from agents.trainer import train
+
+    config = TrainConfig(
+        data_root=str(mnist_root), cell="gru", hidden_size=6, batch_size=8, total_steps=12,
+        lr=1e-2, lr_decay_step=None, checkpoint_every=4, log_every=4, device="cpu",
+    )  # fmt: skip
+    run_dir = tmp_path / "run"
+    train(config, run_dir, progress=False)
+    return run_dir

@@ -18,39 +18,6 @@ SMALL = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def tiny_run(tmp_path, mnist_root):
-    from agents.config import TrainConfig
-    from agents.trainer import train
-
-    config = TrainConfig(
-        data_root=str(mnist_root), cell="gru", hidden_size=6, batch_size=8, total_steps=12,
-        lr=1e-2, lr_decay_step=None, checkpoint_every=4, log_every=4, device="cpu",
-    )  # fmt: skip
-    run_dir = tmp_path / "run"
-    train(config, run_dir, progress=False)
-    return run_dir
-
-
-@pytest.fixture
-def every_trial_counts(monkeypatch):
-    """A 12-step network answers no class correctly; count every trial so that the pipeline
-    has class centres to search from and to backtrack (centre semantics: test_centers.py)."""
-    import analysis.pipeline as pipeline
-
-    real = pipeline.class_centers
-
-    def lenient(*args, **kwargs):
-        centers = real(*args, **kwargs)
-        centers.correct[:] = True
-        centers.n_correct = centers.n_trials.copy()
-        for k in centers.classes:
-            centers.centers[k] = centers.states[centers.trial_labels == k].mean(axis=0)
-        return centers
-
-    monkeypatch.setattr(pipeline, "class_centers", lenient)
-
-
 def _parse(argv):
     parser = argparse.ArgumentParser()
     add_analyze_arguments(parser)

@@ -24,39 +24,6 @@ SMALL = dict(
 )  # fmt: skip
 
 
-@pytest.fixture
-def tiny_run(tmp_path, mnist_root):
-    from agents.config import TrainConfig
-    from agents.trainer import train
-
-    config = TrainConfig(
-        data_root=str(mnist_root), cell="gru", hidden_size=6, batch_size=8, total_steps=8,
-        lr=1e-2, lr_decay_step=None, checkpoint_every=4, log_every=4, device="cpu",
-    )  # fmt: skip
-    run_dir = tmp_path / "run"
-    train(config, run_dir, progress=False)
-    return run_dir
-
-
-@pytest.fixture
-def every_trial_counts(monkeypatch):
-    """A few-step network answers hardly any trial correctly; count every trial so that every
-    class has a centre (centre semantics are tested in test_centers.py)."""
-    import analysis.regularizer as regularizer
-
-    real = regularizer.class_centers
-
-    def lenient(*args, **kwargs):
-        centers = real(*args, **kwargs)
-        centers.correct[:] = True
-        centers.n_correct = centers.n_trials.copy()
-        for k in centers.classes:
-            centers.centers[k] = centers.states[centers.trial_labels == k].mean(axis=0)
-        return centers
-
-    monkeypatch.setattr(regularizer, "class_centers", lenient)
-
-
 def _digest(folder):
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

@@ -10,22 +10,6 @@ import pytest
 from analysis.regularize_study import StudyConfig, run_study, study_table, write_report
 
 
-@pytest.fixture
-def every_trial_counts(monkeypatch):
-    """Tiny networks answer hardly anything correctly: count every trial for the centres."""
-    import analysis.regularizer as regularizer
-
-    real = regularizer.class_centers
-
-    def lenient(*args, **kwargs):
-        centers = real(*args, **kwargs)
-        for k in centers.classes:
-            centers.centers[k] = centers.states[centers.trial_labels == k].mean(axis=0)
-        return centers
-
-    monkeypatch.setattr(regularizer, "class_centers", lenient)
-
-
 def _study(mnist_root, ensemble: bool) -> StudyConfig:
     return StudyConfig(
         cells=("gru",), n_seeds=2, lam=1.0, modes=("center", "control"), ensemble=ensemble,
