@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.protocol import model_device_dtype
 from memenv import DelayedRecallTask
 
 DEFAULT_FEATURE_FRAMES = 1000
@@ -75,7 +76,7 @@ def mean_feature_input(
     ``[F + 1]``, its last element (the trigger) 0."""
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    device = next(model.parameters()).device
+    device, dtype = model_device_dtype(model)
     rng = torch.Generator(device=device).manual_seed(int(seed))
     total: torch.Tensor | None = None
     done = 0
@@ -84,7 +85,7 @@ def mean_feature_input(
             b = min(batch_size, n_frames - done)
             frames = task.noise((b, task.obs_dim), rng)
             frames[:, -1] = 0.0
-            features = model.encode(frames.to(next(model.parameters()).dtype)).double().sum(dim=0)
+            features = model.encode(frames.to(dtype)).double().sum(dim=0)
             total = features if total is None else total + features
             done += b
     return (total / n_frames).cpu().numpy()

@@ -16,6 +16,7 @@ Every piece is written when finished, so a killed call resumes where it stopped.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -271,8 +272,7 @@ def regularize_run(
 
     device = resolve_device(config.device)
 
-    def source_model():
-        return load_model(run_dir, member=member, device=device)
+    source_model = load_model(run_dir, member=member, device=device)  # read once; never trained
 
     from memenv import DelayedRecallTask
 
@@ -284,7 +284,7 @@ def regularize_run(
         anchors = Anchors.load(anchors_file)
     else:
         anchors = compute_anchors(
-            source_model(), train_task, config.mode, n_per_class=config.n_per_class,
+            source_model, train_task, config.mode, n_per_class=config.n_per_class,
             settle_steps=config.settle_steps, seed=config.seed,
         )  # fmt: skip
         anchors.save(anchors_file)
@@ -295,7 +295,7 @@ def regularize_run(
     )  # fmt: skip
     started = time.perf_counter()
     result = train(
-        ft_config, out_dir, model=source_model(), task=train_task, penalty=penalty,
+        ft_config, out_dir, model=copy.deepcopy(source_model), task=train_task, penalty=penalty,
         progress=progress,
     )  # fmt: skip
     # held-out images for the evaluation; the anchors come from the training images
@@ -306,7 +306,7 @@ def regularize_run(
     )
     before = after = None
     if config.evaluate:
-        before = _evaluate(source_model(), test_task, config, before_file)
+        before = _evaluate(source_model, test_task, config, before_file)
         before.save(out_dir / "accuracy_before.json")
         after = _evaluate(result.model, test_task, config, out_dir / "accuracy_after.json")
     metrics = _metrics(out_dir)
@@ -316,11 +316,14 @@ def regularize_run(
         config=_config_dict(config),
         lam=lam,
         anchors=anchors,
-        speeds_before=anchor_speeds(source_model(), anchors, train_task),
+        speeds_before=anchor_speeds(source_model, anchors, train_task),
         speeds_after=anchor_speeds(result.model, anchors, train_task),
         penalty_first=metrics[0].get("penalty") if metrics else None,
         penalty_last=metrics[-1].get("penalty") if metrics else None,
-        slow_speeds_before=_slow_speeds(source_model(), train_task, config),
+        # mode "slow": the anchors are exactly these points (same network, settings and seed)
+        slow_speeds_before=anchors.speeds
+        if config.mode == "slow"
+        else _slow_speeds(source_model, train_task, config),
         slow_speeds_after=_slow_speeds(result.model, train_task, config),
         accuracy_before=before,
         accuracy_after=after,

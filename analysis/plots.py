@@ -173,3 +173,17 @@ def plot_spectra(points: SlowPoints, max_points: int = 12, title: str | None = N
         ax.legend(fontsize=6, loc="lower left")
     ax.set_title(title or "Jacobian spectra at slow points (unit circle: marginal stability)")
     return fig
+
+
+def style_delay_axes(ax: Any, trained_max: int, title: str) -> None:
+    """The look of every accuracy-vs-delay panel: log delay axis, the trained delays shaded
+    (4 .. ``trained_max``), chance (0.1) dotted, accuracy from 0 to 1, a legend."""
+    ax.axvspan(4, trained_max, color="0.92", zorder=0, label="trained delays")
+    ax.axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("delay (steps)")
+    ax.set_ylabel("retrieval accuracy (held-out images)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize="small")

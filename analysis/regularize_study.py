@@ -294,6 +294,8 @@ def plot_study(table: dict[str, Any]) -> Any:
     networks before fine-tuning), with 95% t-interval bands over seeds. Returns the Figure."""
     from matplotlib.figure import Figure
 
+    from analysis.plots import style_delay_axes
+
     cells = list(table["cells"])
     fig = Figure(figsize=(5.2 * len(cells), 4.0), layout="constrained")
     axes = fig.subplots(1, len(cells), squeeze=False)[0]
@@ -311,15 +313,8 @@ def plot_study(table: dict[str, Any]) -> Any:
             ax.plot(delays, acc["mean"], line, color=color, marker="o", ms=3, label=name)
             low = np.nan_to_num(np.asarray(acc["ci_low"], dtype=float), nan=np.nan)
             ax.fill_between(delays, low, acc["ci_high"], color=color, alpha=0.15, lw=0)
-        ax.axvspan(4, 19, color="0.92", zorder=0, label="trained delays")
-        ax.axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("delay (steps)")
-        ax.set_ylabel("retrieval accuracy (held-out images)")
-        ax.set_title(f"{cell.upper()}: {entry['before']['n_seeds']} seeds, mean and 95% CI")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower left", fontsize="small")
+        title = f"{cell.upper()}: {entry['before']['n_seeds']} seeds, mean and 95% CI"
+        style_delay_axes(ax, 19, title)
     return fig
 
 

@@ -32,8 +32,9 @@ from torch import nn
 from analysis.centers import class_centers
 from analysis.features import analysis_view
 from analysis.npz import load_npz, save_npz
-from analysis.protocol import FlatDynamics
+from analysis.protocol import FlatDynamics, model_device_dtype
 from analysis.slow_points import find_slow_points
+from analysis.speed_accuracy import speeds_at
 from memenv import DelayedRecallTask
 
 ANCHOR_MODES = ("center", "slow", "control")
@@ -133,7 +134,6 @@ def compute_anchors(
             networks answer few trials correctly).
     """
     check_mode(mode)
-    was_training = model.training
     view, input_x = analysis_view(model, task, seed=seed)
     dynamics = FlatDynamics(view)  # a frozen float64 copy
     centers = class_centers(
@@ -150,25 +150,13 @@ def compute_anchors(
             dynamics, states[valid], input_x, method=method, eigenvalues=False
         )
         states[valid] = points.states
-    speeds = np.full(len(states), np.nan)
-    if valid.any():
-        x_1xd = dynamics.as_input(input_x)
-        speeds[valid] = dynamics.speed(dynamics.as_states(states[valid]), x_1xd).cpu().numpy()
-    model.train(was_training)
-    return Anchors(states, centers.classes, mode, speeds, step)
+    return Anchors(states, centers.classes, mode, speeds_at(dynamics, states, input_x), step)
 
 
 def anchor_speeds(model: nn.Module, anchors: Anchors, task: DelayedRecallTask) -> np.ndarray:
     """``q`` of ``model`` at the (fixed) ``anchors`` under the mean frame: float64 ``[K]``."""
     view, input_x = analysis_view(model, task)
-    dynamics = FlatDynamics(view)
-    speeds = np.full(len(anchors.states), np.nan)
-    valid = anchors.valid
-    if valid.any():
-        x_1xd = dynamics.as_input(input_x)
-        states = dynamics.as_states(anchors.states[valid])
-        speeds[valid] = dynamics.speed(states, x_1xd).cpu().numpy()
-    return speeds
+    return speeds_at(view, anchors.states, input_x)
 
 
 class SpeedPenalty:
@@ -268,7 +256,7 @@ class SpeedPenalty:
         due = bool(self.recompute_every) and step > 0 and step % self.recompute_every == 0
         if due and self.anchors.step != step:
             self.recompute(model, step)
-        device = _device_of(model)
+        device, _ = model_device_dtype(model)
         value = self.speed_sum(model, self.noise(device))
         return self.lam * value, value.detach()
 
@@ -314,9 +302,3 @@ class SpeedPenalty:
         if self._dynamics is None or self._dynamics.model is not model:
             self._dynamics = FlatDynamics(model, dtype=None, copy_model=False)
         return self._dynamics
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for parameter in model.parameters():
-        return parameter.device
-    return torch.device("cpu")

@@ -489,6 +489,8 @@ def plot_accuracy(accuracy: dict[str, dict[str, Any]], trained_max: int = 19) ->
     over networks). Returns a matplotlib `Figure`."""
     from matplotlib.figure import Figure
 
+    from analysis.plots import style_delay_axes
+
     cells = list(accuracy) or ["none"]
     fig = Figure(figsize=(5.2 * len(cells), 4.0), layout="constrained")
     axes = fig.subplots(1, len(cells), squeeze=False)[0]
@@ -508,15 +510,7 @@ def plot_accuracy(accuracy: dict[str, dict[str, Any]], trained_max: int = 19) ->
             )
             if acc.shape[0] > 1:
                 ax.fill_between(delays, parts[:, 1], parts[:, 2], color=color, alpha=0.15, lw=0)
-        ax.axvspan(4, trained_max, color="0.92", zorder=0, label="trained delays")
-        ax.axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("delay (steps)")
-        ax.set_ylabel("retrieval accuracy (held-out images)")
-        ax.set_title(f"{cell.upper()}: mean and 95% CI over networks")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower left", fontsize="small")
+        style_delay_axes(ax, trained_max, f"{cell.upper()}: mean and 95% CI over networks")
     return fig
 
 
