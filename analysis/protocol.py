@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.jacobians import closed_form_jacobian
+
 N_OUTPUTS = 11
 """Output classes of the task: 0 = null, k = data-set class k - 1."""
 
@@ -229,6 +231,9 @@ class FlatDynamics:
             as ``|c|`` grows, so searches cannot run off along saturated cell coordinates).
         copy_model: False uses ``model`` itself (it must already be in the wanted dtype/device;
             its parameters are not frozen).
+        closed_form: Use the closed-form Jacobians of `analysis.jacobians` where the model has
+            them (built-in GRU/LSTM/RNN: ``O(N^2)`` per state instead of ``O(N^3)``); False
+            always differentiates ``transition`` automatically.
     """
 
     def __init__(
@@ -239,6 +244,7 @@ class FlatDynamics:
         cell_state_leaves: Sequence[int] | None = None,
         copy_model: bool = True,
         cell_speed: str = "tanh",
+        closed_form: bool = True,
     ) -> None:
         if cell_speed not in CELL_SPEEDS:
             raise ValueError(f"cell_speed must be one of {CELL_SPEEDS}, got {cell_speed!r}")
@@ -248,6 +254,8 @@ class FlatDynamics:
         self.layout = StateLayout.of(self.model, cell_state_leaves)
         self.cell_mask_n = torch.as_tensor(self.layout.cell_mask_n, device=self.device)
         self.hidden_mask_n = ~self.cell_mask_n
+        self.step_jacobian = closed_form_jacobian(self.model) if closed_form else None
+        """The closed-form ``(F, dF/ds)``, or None (automatic differentiation)."""
 
     @property
     def n_state(self) -> int:
@@ -351,14 +359,23 @@ class FlatDynamics:
         if fn is None:
             raise ValueError(f"of must be 'transition' or 'residual', got {of!r}")
         chunk_size = chunk_size or self.default_chunk_size()
-        jac = torch.func.vmap(torch.func.jacrev(self._single(fn, x_1xd)))
-        parts = [jac(chunk) for chunk in states_bxn.split(chunk_size)]
+        if self.step_jacobian is not None:
+            pick = 0 if of == "transition" else 1
+            parts = [
+                self._closed_form(chunk, x_1xd)[pick] for chunk in states_bxn.split(chunk_size)
+            ]
+        else:
+            jac = torch.func.vmap(torch.func.jacrev(self._single(fn, x_1xd)))
+            parts = [jac(chunk) for chunk in states_bxn.split(chunk_size)]
         return torch.cat(parts) if parts else states_bxn.new_zeros(0, self.n_state, self.n_state)
 
     def residual_and_jacobian(
         self, states_bxn: torch.Tensor, x_1xd: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(r [B, N], dr/ds [B, N, N])`` in one batched pass (one state chunk, no splitting)."""
+        if self.step_jacobian is not None:
+            _, residual_jacobian, r_bxn = self._closed_form(states_bxn, x_1xd)
+            return r_bxn, residual_jacobian
         one = self._single(self.residual, x_1xd)
 
         def with_aux(state_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -367,6 +384,26 @@ class FlatDynamics:
 
         jac_bxnxn, r_bxn = torch.func.vmap(torch.func.jacrev(with_aux, has_aux=True))(states_bxn)
         return r_bxn, jac_bxnxn
+
+    def _closed_form(
+        self, states_bxn: torch.Tensor, x_1xd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(dF/ds, dr/ds, r)`` from `step_jacobian`: with ``r = phi(F(s)) - phi(s)``,
+        ``dr/ds = diag(phi'(F(s))) dF/ds - diag(phi'(s))``."""
+        stepped_bxn, transition_bxnxn = self.step_jacobian(states_bxn, x_1xd)
+        r_bxn = self.speed_coordinates(stepped_bxn) - self.speed_coordinates(states_bxn)
+        if not self.layout.has_cell_state or self.cell_speed == "raw":  # phi' = 1
+            residual_bxnxn = transition_bxnxn.clone()
+            residual_bxnxn.diagonal(dim1=1, dim2=2).sub_(1.0)
+            return transition_bxnxn, residual_bxnxn, r_bxn
+        residual_bxnxn = self._speed_slope(stepped_bxn)[:, :, None] * transition_bxnxn
+        residual_bxnxn.diagonal(dim1=1, dim2=2).sub_(self._speed_slope(states_bxn))
+        return transition_bxnxn, residual_bxnxn, r_bxn
+
+    def _speed_slope(self, states_bxn: torch.Tensor) -> torch.Tensor:
+        """``phi'(s)`` with tanh-measured cells: 1 on hidden, ``1 - tanh(s)^2`` on cell ones."""
+        squashed = torch.tanh(states_bxn)
+        return torch.where(self.cell_mask_n, 1 - squashed * squashed, 1.0)
 
     def default_chunk_size(self) -> int:
         """States per Jacobian batch: about 2^24 Jacobian entries (128 MiB in float64)."""

@@ -10,8 +10,10 @@ as soon as its speed is at most ``speed_tol``.
   TensorFlow 1's ``AdamOptimizer`` (the authors' optimiser), written out so that converged
   states can leave the batch.
 * `newton_search` is a projected Levenberg-Marquardt iteration on the residual ``r``: per
-  state, solve ``(J^T J + lambda mu I) delta = -J^T r`` with the Jacobian ``J = dr/ds`` from one
-  batched ``vmap(jacrev)`` (``mu`` = mean of ``diag(J^T J)``). With small ``lambda`` this is
+  state, solve ``(J^T J + lambda mu I) delta = -J^T r`` (Cholesky) with the Jacobian
+  ``J = dr/ds`` in closed form for the built-in cells (`analysis.jacobians`, ``O(N^2)`` per
+  state) and from one batched ``vmap(jacrev)`` for other models (``mu`` = mean of
+  ``diag(J^T J)``). With small ``lambda`` this is
   Newton's method on ``F(s) = s`` (quadratic convergence near a fixed point); with large
   ``lambda`` it is gradient descent, safe far from one; where ``q`` has a local minimum above
   zero (a slow point that is not a fixed point) it converges to that minimum, where Newton's
@@ -240,12 +242,18 @@ def _damped_solve(
     free_bxn: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``delta`` solving ``(J^T J + damping I) delta = -J^T r`` on the free coordinates (0 on
-    the others), and a ``[B]`` flag for singular systems (their delta is 0)."""
-    pair_free = free_bxn[:, :, None] & free_bxn[:, None, :]
-    diagonal_bxn = torch.where(free_bxn, damping_b[:, None], 1.0)
-    system = normal_bxnxn * pair_free + torch.diag_embed(diagonal_bxn)
-    delta_bxn, info_b = torch.linalg.solve_ex(system, -gradient_bxn * free_bxn)
-    singular = info_b != 0
+    the others), and a ``[B]`` flag for singular systems (their delta is 0).
+
+    The system is symmetric positive definite (damping > 0), so a Cholesky factorisation
+    solves it (half the work of LU); a failed factorisation marks the system singular."""
+    if bool(free_bxn.all()):
+        system = normal_bxnxn.clone()
+    else:
+        system = normal_bxnxn * (free_bxn[:, :, None] & free_bxn[:, None, :])
+    system.diagonal(dim1=1, dim2=2).add_(torch.where(free_bxn, damping_b[:, None], 1.0))
+    factor, info_b = torch.linalg.cholesky_ex(system)
+    delta_bxn = torch.cholesky_solve((-gradient_bxn * free_bxn)[..., None], factor)[..., 0]
+    singular = (info_b != 0) | ~torch.isfinite(delta_bxn).all(dim=1)
     if singular.any():
         delta_bxn = torch.where(singular[:, None], 0.0, delta_bxn)
     return delta_bxn, singular
