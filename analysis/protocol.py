@@ -348,12 +348,13 @@ class FlatDynamics:
         of: str = "transition",
         chunk_size: int | None = None,
     ) -> torch.Tensor:
-        """Per-state Jacobians ``[B, N, N]`` (``J[b, i, j] = d out_i / d s_j``).
+        """Per-state Jacobians ``[B, N, N]`` (``J[b, i, j] = d out_i / d s_j``), in closed form
+        where `step_jacobian` exists, else by ``vmap(jacrev)``.
 
         Args:
             of: ``"transition"`` (dF/ds, whose eigenvalues give stability) or ``"residual"``
                 (d/ds of ``phi(F(s)) - phi(s)``, used by the Newton search).
-            chunk_size: States per batched ``vmap(jacrev)`` call (memory bound).
+            chunk_size: States per batched call (memory bound).
         """
         fn = {"transition": self.step, "residual": self.residual}.get(of)
         if fn is None:

@@ -351,6 +351,15 @@ def job_done(config: ReproduceConfig, out: Path, job: Job) -> bool:
 _JOB_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
 
 
+def prerequisites(job: Job) -> tuple[Job, ...]:
+    """The jobs whose results ``job`` reads: they must have run (or failed) before it starts."""
+    if job.stage in ("evaluate", "analyze"):
+        return (Job("train", job.cell, job.curriculum),)
+    if job.stage == "regularize":
+        return (Job("train", job.cell, "none"),)
+    return ()
+
+
 def run_reproduce(
     config: ReproduceConfig,
     out_dir: str | Path,
@@ -360,6 +369,8 @@ def run_reproduce(
     stop_after: str | None = None,
     meta: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Runs (or resumes) the study in ``out_dir`` and writes the report.
 
@@ -368,11 +379,15 @@ def run_reproduce(
             must agree on every field but `RESUME_FREE_FIELDS` (ValueError naming the others).
         out_dir: The study's folder.
         report_dir: Where the report goes (default ``out_dir/report``).
-        progress: One tqdm bar over the jobs (and the trainer's own bar).
+        progress: One tqdm bar over the jobs (and, with ``jobs=1``, the trainer's own bar).
         stop_after: Stop after this stage (one of `STAGES`), as if interrupted there.
         meta: Extra report metadata (e.g. the command line).
         log: Gets one line per finished or failed job (default: ``tqdm.write`` when
             ``progress``, else nothing).
+        jobs: Jobs run at once, each in a worker process of its own; a job starts once its
+            `prerequisites` are finished. The results are the same as with ``jobs=1``.
+        threads: torch CPU threads of each worker (None: torch's default); ``jobs=1`` runs in
+            this process, whose threads the caller sets.
 
     Returns:
         ``{"out_dir", "report_dir", "paths" (report files; empty if stopped before the
@@ -380,50 +395,123 @@ def run_reproduce(
     """
     if stop_after is not None and stop_after not in STAGES:
         raise ValueError(f"stop_after must be one of {STAGES}, got {stop_after!r}")
+    for name, value in (("jobs", jobs), ("threads", 1 if threads is None else threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     out = Path(out_dir)
     report = Path(report_dir) if report_dir is not None else out / "report"
     _check_config(config, out)
     log = log or (tqdm.write if progress else (lambda line: None))
     started = time.perf_counter()
-    jobs = plan(config)
+    planned = plan(config)
     if stop_after is not None:
-        jobs = [j for j in jobs if STAGES.index(j.stage) <= STAGES.index(stop_after)]
+        planned = [j for j in planned if STAGES.index(j.stage) <= STAGES.index(stop_after)]
+    todo = [j for j in planned if j.stage != "report" and not job_done(config, out, j)]
     failures: list[tuple[str, str]] = []
     ran: list[str] = []
     paths: dict[str, Path] = {}
-    bar = tqdm(jobs, desc="reproduce", unit="job", disable=not progress)
-    try:
-        for job in bar:
-            bar.set_postfix_str(str(job))
-            if job.stage == "report":
-                _add_wall(out, time.perf_counter() - started)
-                started = time.perf_counter()
-                paths = write_report(config, out, report, failures, meta or {})
-                ran.append(str(job))
-                continue
-            if job_done(config, out, job):
-                continue
-            try:
-                if job.stage == "train":
-                    _train(config, out, job, progress)
-                elif job.stage == "evaluate":
-                    _evaluate(config, out, job)
-                elif job.stage == "analyze":
-                    _analyze(config, out, job)
-                else:
-                    _regularize(config, out, job)
-            except _JOB_ERRORS as error:
-                if job.stage == "train" and not _is_nonfinite(error):
-                    raise  # a bad configuration, not a bad network: stop and say so
-                failures.append((str(job), f"{type(error).__name__}: {error}"))
-                log(f"failed: {job}: {error}")
-                continue
+    bar = tqdm(
+        total=len(planned), initial=len(planned) - len(todo) - (planned[-1].stage == "report"),
+        desc="reproduce", unit="job", disable=not progress,
+    )  # fmt: skip
+
+    def finished(job: Job, error: str | None) -> None:
+        if error is None:
             ran.append(str(job))
             log(f"done: {job}")
+        else:
+            failures.append((str(job), error))
+            log(f"failed: {job}: {error}")
+        bar.update(1)
+
+    try:
+        if jobs == 1:
+            for job in todo:
+                bar.set_postfix_str(str(job))
+                finished(job, _attempt(config, out, job, progress))
+        else:
+            _run_parallel(config, out, todo, jobs, threads, bar, finished)
+        if planned[-1].stage == "report":
+            bar.set_postfix_str("report")
+            _add_wall(out, time.perf_counter() - started)
+            started = time.perf_counter()
+            paths = write_report(config, out, report, failures, meta or {})
+            ran.append("report")
+            bar.update(1)
     finally:
         bar.close()
         _add_wall(out, time.perf_counter() - started)
     return {"out_dir": out, "report_dir": report, "paths": paths, "failures": failures, "ran": ran}
+
+
+def _attempt(config: ReproduceConfig, out: Path, job: Job, progress: bool) -> str | None:
+    """Runs one job: None when it finished, the error's line when the network failed it.
+
+    A training that fails for another reason than a non-finite loss is a bad configuration,
+    not a bad network: it raises."""
+    try:
+        if job.stage == "train":
+            _train(config, out, job, progress)
+        elif job.stage == "evaluate":
+            _evaluate(config, out, job)
+        elif job.stage == "analyze":
+            _analyze(config, out, job)
+        else:
+            _regularize(config, out, job)
+    except _JOB_ERRORS as error:
+        if job.stage == "train" and not _is_nonfinite(error):
+            raise
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _attempt_in_worker(
+    config: ReproduceConfig, out: Path, job: Job, threads: int | None
+) -> str | None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return _attempt(config, out, job, progress=False)
+
+
+def _run_parallel(
+    config: ReproduceConfig,
+    out: Path,
+    todo: list[Job],
+    jobs: int,
+    threads: int | None,
+    bar: Any,
+    finished: Callable[[Job, str | None], None],
+) -> None:
+    """``todo`` on ``jobs`` spawned worker processes (no forked torch thread pools), in plan
+    order as far as the prerequisites allow."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    waiting = list(todo)
+    unfinished = set(todo)  # a prerequisite that is neither here nor running is finished
+    running: dict[Any, Job] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        try:
+            while waiting or running:
+                for job in [j for j in waiting if not unfinished.intersection(prerequisites(j))]:
+                    if len(running) == jobs:
+                        break
+                    waiting.remove(job)
+                    running[pool.submit(_attempt_in_worker, config, out, job, threads)] = job
+                if not running:  # cannot happen: prerequisites are jobs without their own
+                    raise RuntimeError(f"no job can start: {[str(j) for j in waiting]}")
+                bar.set_postfix_str(", ".join(str(j) for j in running.values()))
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    unfinished.discard(job)
+                    finished(job, future.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _is_nonfinite(error: BaseException) -> bool:

@@ -35,7 +35,15 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-regularize", action="store_true", help="skip the regularisation")
     parser.add_argument("--data-root", default=None, help="data folder ($MEMENV_DATA)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="jobs at once, one worker process each (default 1)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (of each worker with --jobs; default: torch's, 1 with --jobs)",
+    )
     parser.add_argument(
         "--stop-after", default=None, help="stop after this stage (train, evaluate, analyze, ...)"
     )
@@ -79,21 +87,27 @@ def canonical_command(config, out: Path) -> str:
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """Runs (or resumes) the study and prints where everything went."""
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    for option in ("jobs", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ValueError(f"--{option} must be a positive integer, got {value}")
     config = config_from_args(args)
     import torch
 
     from analysis.reproduce import run_reproduce as run
 
-    if args.threads:
+    if args.threads and args.jobs == 1:
         torch.set_num_threads(args.threads)
+    # one thread per worker by default: small networks gain little from a second thread, and
+    # several processes with several OpenMP threads each on few cores slow each other down
+    worker_threads = (args.threads or 1) if args.jobs > 1 else None
     out = Path(args.out or f"runs/reproduce-{config.preset}-{config.dataset}")
     command = canonical_command(config, out)
     progress = not args.no_progress
     result = run(
         config, out, report_dir=args.report, progress=progress, stop_after=args.stop_after,
         meta={"command": command}, log=None if progress else (lambda line: print(line, flush=True)),
+        jobs=args.jobs, threads=worker_threads,
     )  # fmt: skip
     print(f"study folder: {result['out_dir']}")
     for job, error in result["failures"]:

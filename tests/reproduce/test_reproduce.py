@@ -181,3 +181,32 @@ def test_command_line(tmp_path, mnist_root, capsys):
     assert "memenv reproduce: error: ReproduceConfig.preset must be" in capsys.readouterr().err
     assert main(["reproduce", "--cells", ","]) == 2
     assert "--cells needs at least one name" in capsys.readouterr().err
+
+
+def test_prerequisites_order_the_parallel_jobs():
+    train = reproduce.Job("train", "gru", "vocu")
+    assert reproduce.prerequisites(train) == ()
+    assert reproduce.prerequisites(reproduce.Job("evaluate", "gru", "vocu")) == (train,)
+    assert reproduce.prerequisites(reproduce.Job("analyze", "gru", "vocu", 1)) == (train,)
+    fine_tune = reproduce.Job("regularize", "lstm", "none", 0, "slow")
+    assert reproduce.prerequisites(fine_tune) == (reproduce.Job("train", "lstm", "none"),)
+    config = ReproduceConfig(preset="tiny", cells=("gru", "lstm"), reg_modes=("center",))
+    order = plan(config)
+    for job in order:  # plan order already satisfies them: one worker runs it as it is
+        assert all(order.index(p) < order.index(job) for p in reproduce.prerequisites(job))
+
+
+def test_parallel_workers_give_the_same_study(tmp_path, mnist_root):
+    # no monkeypatched fixtures here: spawned workers would not see them
+    config = _config(mnist_root, curricula=("none", "vocu"), reg_modes=("center",))
+    serial = run_reproduce(config, tmp_path / "serial", progress=False)
+    parallel = run_reproduce(config, tmp_path / "parallel", progress=False, jobs=2, threads=1)
+    assert sorted(parallel["ran"]) == sorted(serial["ran"])
+    assert sorted(parallel["failures"]) == sorted(serial["failures"])
+    same = _strict_json(serial["paths"]["results"])
+    other = _strict_json(parallel["paths"]["results"])
+    assert same["accuracy"]["gru"].keys() == {"none", "vocu"}
+    for key in ("networks", "accuracy", "claims", "regularize", "failures"):
+        assert other.get(key) == same.get(key), key
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+        run_reproduce(config, tmp_path / "parallel", progress=False, jobs=0)
