@@ -361,9 +361,8 @@ class FlatDynamics:
             raise ValueError(f"of must be 'transition' or 'residual', got {of!r}")
         chunk_size = chunk_size or self.default_chunk_size()
         if self.step_jacobian is not None:
-            pick = 0 if of == "transition" else 1
             parts = [
-                self._closed_form(chunk, x_1xd)[pick] for chunk in states_bxn.split(chunk_size)
+                self._closed_form(chunk, x_1xd, of)[1] for chunk in states_bxn.split(chunk_size)
             ]
         else:
             jac = torch.func.vmap(torch.func.jacrev(self._single(fn, x_1xd)))
@@ -375,8 +374,7 @@ class FlatDynamics:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(r [B, N], dr/ds [B, N, N])`` in one batched pass (one state chunk, no splitting)."""
         if self.step_jacobian is not None:
-            _, residual_jacobian, r_bxn = self._closed_form(states_bxn, x_1xd)
-            return r_bxn, residual_jacobian
+            return self._closed_form(states_bxn, x_1xd, "residual")
         one = self._single(self.residual, x_1xd)
 
         def with_aux(state_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -387,19 +385,21 @@ class FlatDynamics:
         return r_bxn, jac_bxnxn
 
     def _closed_form(
-        self, states_bxn: torch.Tensor, x_1xd: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(dF/ds, dr/ds, r)`` from `step_jacobian`: with ``r = phi(F(s)) - phi(s)``,
-        ``dr/ds = diag(phi'(F(s))) dF/ds - diag(phi'(s))``."""
-        stepped_bxn, transition_bxnxn = self.step_jacobian(states_bxn, x_1xd)
+        self, states_bxn: torch.Tensor, x_1xd: torch.Tensor, of: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(r, J)`` from `step_jacobian`, with ``r = phi(F(s)) - phi(s)`` and ``J = dF/ds``
+        (``of="transition"``) or ``dr/ds = diag(phi'(F(s))) dF/ds - diag(phi'(s))``
+        (``of="residual"``, formed in place on ``dF/ds``: no second ``[B, N, N]`` tensor)."""
+        stepped_bxn, jacobian_bxnxn = self.step_jacobian(states_bxn, x_1xd)
         r_bxn = self.speed_coordinates(stepped_bxn) - self.speed_coordinates(states_bxn)
+        if of == "transition":
+            return r_bxn, jacobian_bxnxn
         if not self.layout.has_cell_state or self.cell_speed == "raw":  # phi' = 1
-            residual_bxnxn = transition_bxnxn.clone()
-            residual_bxnxn.diagonal(dim1=1, dim2=2).sub_(1.0)
-            return transition_bxnxn, residual_bxnxn, r_bxn
-        residual_bxnxn = self._speed_slope(stepped_bxn)[:, :, None] * transition_bxnxn
-        residual_bxnxn.diagonal(dim1=1, dim2=2).sub_(self._speed_slope(states_bxn))
-        return transition_bxnxn, residual_bxnxn, r_bxn
+            jacobian_bxnxn.diagonal(dim1=1, dim2=2).sub_(1.0)
+            return r_bxn, jacobian_bxnxn
+        jacobian_bxnxn.mul_(self._speed_slope(stepped_bxn)[:, :, None])
+        jacobian_bxnxn.diagonal(dim1=1, dim2=2).sub_(self._speed_slope(states_bxn))
+        return r_bxn, jacobian_bxnxn
 
     def _speed_slope(self, states_bxn: torch.Tensor) -> torch.Tensor:
         """``phi'(s)`` with tanh-measured cells: 1 on hidden, ``1 - tanh(s)^2`` on cell ones."""
