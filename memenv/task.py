@@ -13,6 +13,7 @@ needs a ``B x 2000 x D`` tensor.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -224,31 +225,54 @@ class DelayedRecallTask:
         seeds = torch.randint(0, 2**62, (CPU_NOISE_PIECES,), generator=rng).tolist()
         pieces = out.view(-1).tensor_split(CPU_NOISE_PIECES)
 
-        def fill(i: int) -> None:
-            piece_rng = torch.Generator().manual_seed(seeds[i])
-            pieces[i].normal_(mean, std, generator=piece_rng)
+        def fill(indices: range) -> None:
+            for i in indices:
+                pieces[i].normal_(mean, std, generator=torch.Generator().manual_seed(seeds[i]))
 
-        list(thread_pool().map(fill, range(CPU_NOISE_PIECES)))  # torch releases the GIL in normal_
+        run_split(fill, CPU_NOISE_PIECES)  # torch releases the GIL in normal_
         return out
+
+    def noise_rows(self, rngs: Sequence[np.random.Generator], out_bxn: np.ndarray) -> np.ndarray:
+        """Row ``i`` of ``out_bxn`` gets ``noise(out_bxn[i].shape, rngs[i])``, drawn in bulk."""
+        mean = self.images.pixel_mean
+        std = self.images.pixel_std * float(self.config.noise_scale)
+        gaussian_fill_rows(rngs, out_bxn, mean, std)
+        return out_bxn
 
     def place(self, obs: Any, spec: TrialSpec, start: int) -> None:
         """Writes the stimulus images and the trigger into the window ``obs`` (step ``start`` on)."""
+        if isinstance(obs, np.ndarray):
+            self._place_numpy(obs, spec, start)
+        elif obs.device.type == "cpu":
+            # numpy writes through the CPU tensor's memory on one thread. torch's indexing
+            # would wake its OpenMP pool, whose spinning threads then slow the next batch's
+            # noise draw on the same cores by about half.
+            as_numpy = TrialSpec(*(x.numpy() for x in (spec.label, spec.image_index)),
+                                 *(x.numpy() for x in (spec.t_stim, spec.t_resp)))  # fmt: skip
+            self._place_numpy(obs.numpy(), as_numpy, start)
+        else:
+            self._place_torch(obs, spec, start)
+
+    def _place_numpy(self, obs: np.ndarray, spec: TrialSpec, start: int) -> None:
         n_pixels = self.n_pixels
         window = obs.shape[1]
         obs[..., n_pixels] = 0.0
-        if isinstance(obs, np.ndarray):
-            rows = np.arange(spec.batch_size)
-            stim = spec.t_stim - start
-            hit = (stim >= 0) & (stim < window)
-            if hit.any():
-                pixels = self.images.images_nxp[spec.image_index[hit]]
-                obs[rows[hit], stim[hit], :n_pixels] = pixels * np.float32(1 / 255)
-            resp = spec.t_resp - start
-            hit = (resp >= 0) & (resp < window)
-            obs[rows[hit], resp[hit], n_pixels] = 1.0
-            return
+        rows = np.arange(spec.batch_size)
+        stim = spec.t_stim - start
+        hit = (stim >= 0) & (stim < window)
+        if hit.any():
+            pixels = self.images.images_nxp[spec.image_index[hit]]
+            obs[rows[hit], stim[hit], :n_pixels] = pixels * np.float32(1 / 255)
+        resp = spec.t_resp - start
+        hit = (resp >= 0) & (resp < window)
+        obs[rows[hit], resp[hit], n_pixels] = 1.0
+
+    def _place_torch(self, obs: Any, spec: TrialSpec, start: int) -> None:
         import torch
 
+        n_pixels = self.n_pixels
+        window = obs.shape[1]
+        obs[..., n_pixels] = 0.0
         rows = torch.arange(spec.batch_size, device=obs.device)
         stim = spec.t_stim - start
         hit = ((stim >= 0) & (stim < window)).nonzero().squeeze(1)
@@ -315,23 +339,52 @@ def gaussian_fill(rng: np.random.Generator, out: np.ndarray, mean: float, std: f
     machine; Box-Muller on float32 uniforms takes about 3 ns, the same method as torch's CPU
     ``normal_``. Uniforms on a 2^-24 grid bound |z| by 5.8 (a 7e-9 tail per draw).
     """
-    flat = out.reshape(-1)
-    n = flat.size
+    gaussian_fill_rows([rng], out.reshape(1, -1), mean, std)
+
+
+GAUSSIAN_BLOCK_BYTES = 1 << 20
+"""`gaussian_fill_rows` transforms about this many bytes of uniforms at a time: the ten passes
+of Box-Muller then run in a core's L2 cache instead of main memory."""
+
+
+def gaussian_fill_rows(
+    rngs: Sequence[np.random.Generator], out_bxn: np.ndarray, mean: float, std: float
+) -> None:
+    """Row ``i`` of the float32 ``out_bxn`` gets exactly what ``gaussian_fill(rngs[i], row)`` gives.
+
+    The uniforms are drawn row by row, each from its own generator, and transformed for a
+    block of rows at once, which saves the per-call overhead of small arrays (the vector env
+    draws a few thousand numbers per sub-env).
+    """
+    b, n = out_bxn.shape
+    if len(rngs) != b:
+        raise ValueError(f"need one generator per row: {len(rngs)} generators for {b} rows")
     half = (n + 1) // 2
-    uniform = rng.random((2, half), dtype=np.float32)
-    radius, angle = uniform[0], uniform[1]
+    rows_per_block = max(1, GAUSSIAN_BLOCK_BYTES // (8 * half))
+    for start in range(0, b, rows_per_block):
+        stop = min(start + rows_per_block, b)
+        uniform = np.empty((stop - start, 2, half), dtype=np.float32)
+        for row, rng in zip(uniform, rngs[start:stop], strict=True):
+            rng.random(out=row, dtype=np.float32)
+        _box_muller(uniform, out_bxn[start:stop], mean, std)
+
+
+def _box_muller(uniform_bx2xh: np.ndarray, out_bxn: np.ndarray, mean: float, std: float) -> None:
+    """Row-wise Box-Muller: cosines fill the first ``h`` columns, sines the rest (in place)."""
+    n = out_bxn.shape[1]
+    half = uniform_bx2xh.shape[2]
+    radius, angle = uniform_bx2xh[:, 0], uniform_bx2xh[:, 1]
     np.subtract(np.float32(1), radius, out=radius)  # (0, 1]: log stays finite
     np.log(radius, out=radius)
     radius *= np.float32(-2)
     np.sqrt(radius, out=radius)
     radius *= np.float32(std)
     angle *= np.float32(2 * np.pi)
-    np.cos(angle, out=flat[:half])
-    flat[:half] *= radius
+    np.cos(angle, out=out_bxn[:, :half])
+    out_bxn[:, :half] *= radius
     np.sin(angle, out=angle)
-    angle *= radius
-    flat[half:] = angle[: n - half]
-    flat += np.float32(mean)
+    np.multiply(angle[:, : n - half], radius[:, : n - half], out=out_bxn[:, half:])
+    out_bxn += np.float32(mean)
 
 
 def _check_torch_generator(rng: Any) -> None:
@@ -343,12 +396,30 @@ def _check_torch_generator(rng: Any) -> None:
         )
 
 
+NOISE_THREADS = 2
+"""Threads that share a noise draw: this project's reference machine has 2 cores."""
+
 _POOL: ThreadPoolExecutor | None = None
 
 
-def thread_pool() -> ThreadPoolExecutor:
-    """A small shared pool for drawing noise in parallel (the draws release the GIL)."""
+def run_split(fill: Callable[[range], None], n: int) -> None:
+    """Calls ``fill`` on `NOISE_THREADS` contiguous ranges that cover ``range(n)``, at once.
+
+    The calling thread takes the first range itself instead of waiting for the pool: one
+    hand-over fewer per draw, and no thread idles while the cores are busy.
+    """
+    bounds = np.linspace(0, n, min(NOISE_THREADS, n) + 1).astype(int)
+    parts = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    futures = [_thread_pool().submit(fill, part) for part in parts[1:]]
+    try:
+        fill(parts[0])
+    finally:
+        for future in futures:
+            future.result()
+
+
+def _thread_pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(CPU_NOISE_PIECES, os.cpu_count() or 1))
+        _POOL = ThreadPoolExecutor(max_workers=NOISE_THREADS - 1)
     return _POOL

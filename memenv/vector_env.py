@@ -20,15 +20,24 @@ from memenv.env import (
     make_task,
     observation_space,
 )
-from memenv.task import TrialSpec, thread_pool, trial_uniforms
+from memenv.task import DelayedRecallTask, TrialSpec, run_split, trial_uniforms
 
 INFO_KEYS = ("t", "target", "is_response", "loss_weight", "t_stim", "t_resp", "label")
-NOISE_THREADS = 2
 
 
-def _split(n: int, parts: int) -> list[range]:
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+def draw_noise_rows(
+    task: DelayedRecallTask, rngs: list[np.random.Generator], out_bxn: np.ndarray
+) -> None:
+    """Row ``i`` of ``out_bxn`` gets ``task.noise`` drawn from ``rngs[i]``, on two threads.
+
+    Each row keeps its own generator, so splitting the rows over threads (numpy releases the
+    GIL while drawing) changes nothing in the values.
+    """
+
+    def fill(rows: range) -> None:
+        task.noise_rows(rngs[rows.start : rows.stop], out_bxn[rows.start : rows.stop])
+
+    run_split(fill, len(rngs))
 
 
 class DelayedRecallVectorEnv(VectorEnv):
@@ -149,9 +158,7 @@ class DelayedRecallVectorEnv(VectorEnv):
             zeros = np.zeros(self.num_envs, dtype=bool)
             return self._observation(), np.zeros(self.num_envs), zeros, zeros.copy(), self._info()
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not self.action_space.contains(
-            actions.astype(np.int64, copy=False)
-        ):
+        if not self._valid_actions(actions):
             raise ValueError(
                 f"actions must be {self.num_envs} integers in [0, {N_ACTIONS - 1}], got {actions!r}"
             )
@@ -215,6 +222,13 @@ class DelayedRecallVectorEnv(VectorEnv):
         self._frames_start = -1
         self._needs_reset = False
 
+    def _valid_actions(self, actions: np.ndarray) -> bool:
+        """Integers in range, one per sub-env; like the single env, floats such as 1.5 are
+        refused rather than truncated."""
+        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
+            return False
+        return not ((actions < 0) | (actions >= N_ACTIONS)).any()
+
     def _rewards(self, actions: np.ndarray) -> np.ndarray:
         spec = self._spec
         at_resp = spec.t_resp == self._t
@@ -225,33 +239,36 @@ class DelayedRecallVectorEnv(VectorEnv):
         return rewards
 
     def _observation(self) -> np.ndarray:
+        column = self._chunk_column()
+        return self._frames[:, column].copy()
+
+    def _chunk_column(self) -> int:
+        """Where step ``self._t`` sits in the frame chunk, drawn first if need be."""
         chunk_start = self._t - self._t % FRAME_CHUNK
         if self._frames is None or self._frames_start != chunk_start:
-            stop = min(chunk_start + FRAME_CHUNK, self.config.n_steps)
-            frames = np.empty((self.num_envs, stop - chunk_start, self.task.obs_dim), np.float32)
+            self._draw_chunk(chunk_start, min(chunk_start + FRAME_CHUNK, self.config.n_steps))
+        return self._t - chunk_start
 
-            def fill(envs: range) -> None:
-                for i in envs:
-                    self.task.noise(frames[i].shape, self._rngs[i], out=frames[i])
-
-            # Each sub-env keeps its own generator, so splitting them over threads (numpy
-            # releases the GIL while drawing) changes nothing in the values.
-            list(thread_pool().map(fill, _split(self.num_envs, NOISE_THREADS)))
-            self.task.place(frames, self._spec, chunk_start)
-            self._frames, self._frames_start = frames, chunk_start
-        return self._frames[:, self._t - chunk_start].copy()
+    def _draw_chunk(self, start: int, stop: int) -> None:
+        """Frames, targets and loss weights of steps ``[start, stop)`` for every sub-env."""
+        frames = np.empty((self.num_envs, stop - start, self.task.obs_dim), np.float32)
+        draw_noise_rows(self.task, self._rngs, frames.reshape(self.num_envs, -1))
+        self.task.place(frames, self._spec, start)
+        self._frames, self._frames_start = frames, start
+        self._targets, self._weights = self.task.targets(self._spec, start, stop)
 
     def _info(self) -> dict[str, Any]:
         spec, t = self._spec, self._t
-        is_response = spec.t_resp == t
-        if t >= self.config.n_steps:
-            weight = np.zeros(self.num_envs, np.float32)
+        if t < self.config.n_steps:
+            column = self._chunk_column()
+            target, weight = self._targets[:, column].copy(), self._weights[:, column].copy()
         else:
-            weight = self.task.targets(spec, t, t + 1)[1][:, 0]
+            target = np.zeros(self.num_envs, np.int64)
+            weight = np.zeros(self.num_envs, np.float32)
         values = {
             "t": np.full(self.num_envs, t),
-            "target": np.where(is_response, spec.label + 1, 0),
-            "is_response": is_response,
+            "target": target,
+            "is_response": spec.t_resp == t,
             "loss_weight": weight,
             "t_stim": spec.t_stim.copy(),
             "t_resp": spec.t_resp.copy(),

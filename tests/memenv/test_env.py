@@ -189,8 +189,10 @@ def test_bad_actions():
         env.step(11)
     vec = gym.make_vec("DelayedRecall-MNIST-v0", num_envs=2)
     vec.reset(seed=0)
-    with pytest.raises(ValueError, match="actions"):
-        vec.step(np.array([0, 12]))
+    for bad in (np.array([0, 12]), np.array([-1, 0]), np.array([0.0, 1.5]), np.zeros(3, int)):
+        with pytest.raises(ValueError, match="actions"):
+            vec.step(bad)
+    vec.step(np.array([10, 0], dtype=np.uint8))  # any integer dtype in range is fine
 
 
 def test_render_rgb_array_marks_the_trigger():
@@ -222,6 +224,25 @@ def test_extrapolation_episode_with_a_long_delay():
     for _ in range(300):
         obs, _, _, _, info = env.step(0)
     assert obs[-1] == 1.0 and info["is_response"]
+
+
+def test_vector_env_matches_single_envs_across_frame_chunks():
+    """Frames, targets and loss weights are drawn per chunk of FRAME_CHUNK steps; a 150-step
+    episode spans three chunks and ends with a terminal step that has no frame."""
+    kwargs = {"delay": 130, "t_stim": 2, "n_steps": 150}
+    vec = gym.make_vec("DelayedRecall-MNIST-v0", num_envs=3, **kwargs)
+    singles = [gym.make("DelayedRecall-MNIST-v0", **kwargs) for _ in range(3)]
+    obs, info = vec.reset(seed=5)
+    expected = [env.reset(seed=5 + i) for i, env in enumerate(singles)]
+    np.testing.assert_array_equal(obs, np.stack([o for o, _ in expected]))
+    for _ in range(150):
+        obs, rewards, terminated, _, info = vec.step(np.zeros(3, np.int64))
+        results = [env.step(0) for env in singles]
+        np.testing.assert_array_equal(obs, np.stack([r[0] for r in results]))
+        for key in ("t", "target", "is_response", "loss_weight"):
+            np.testing.assert_array_equal(info[key], [r[4][key] for r in results])
+    assert terminated.all() and info["t"].tolist() == [150] * 3
+    assert info["loss_weight"].tolist() == [0.0] * 3
 
 
 def test_the_task_needs_memory():

@@ -3,6 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
+import memenv.task as task_module
 from memenv import DelayedRecallTask, TaskConfig
 from memenv.config import RESPONSE_WEIGHT
 
@@ -143,3 +144,36 @@ def test_bad_batch_size_and_rng(task):
         task.sample(4, 1234)
     with pytest.raises(ValueError, match="start"):
         task.render(task.sample_spec(2, np.random.default_rng()), 5, 5, np.random.default_rng())
+
+
+@pytest.mark.parametrize("n", [1, 7, 785, 1570])
+def test_gaussian_rows_equal_one_generator_per_row(monkeypatch, n):
+    """The vector env draws all sub-envs' noise in blocks of rows; row i must still be exactly
+    what a single env with generator i draws, whatever the block boundaries."""
+    monkeypatch.setattr(task_module, "GAUSSIAN_BLOCK_BYTES", 8 * n)  # blocks of 1-2 rows
+    out_bxn = np.empty((5, n), np.float32)
+    task_module.gaussian_fill_rows([np.random.default_rng(i) for i in range(5)], out_bxn, 0.1, 2.0)
+    for i, row in enumerate(out_bxn):
+        alone = np.empty(n, np.float32)
+        task_module.gaussian_fill(np.random.default_rng(i), alone, 0.1, 2.0)
+        np.testing.assert_array_equal(row, alone)
+    assert len({row.tobytes() for row in out_bxn}) == 5
+    with pytest.raises(ValueError, match="2 generators for 5 rows"):
+        task_module.gaussian_fill_rows([np.random.default_rng(0)] * 2, out_bxn, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("start, window", [(0, 20), (5, 7)])
+def test_placement_is_the_same_in_every_backend(task, start, window):
+    """CPU tensors are written through numpy; the torch indexing path (used on GPUs) and the
+    numpy path must write the same values."""
+    spec = task.sample_spec(300, torch.Generator().manual_seed(3))
+    noise = torch.randn(300, window, task.obs_dim, generator=torch.Generator().manual_seed(4))
+    on_cpu, by_torch_indexing = noise.clone(), noise.clone()
+    in_numpy = noise.numpy().copy()
+    task.place(on_cpu, spec, start)
+    task._place_torch(by_torch_indexing, spec, start)
+    spec_numpy = type(spec)(*(as_np(x) for x in vars(spec).values()))
+    task.place(in_numpy, spec_numpy, start)
+    assert torch.equal(on_cpu, by_torch_indexing)
+    np.testing.assert_array_equal(on_cpu.numpy(), in_numpy)
+    assert not torch.equal(on_cpu, noise)  # something was placed
