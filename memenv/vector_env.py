@@ -54,6 +54,11 @@ class DelayedRecallVectorEnv(VectorEnv):
 
     All episodes have ``n_steps`` steps, so the sub-envs stay in lockstep and end together.
 
+    ## Actions
+    An integer array of shape ``[num_envs]`` (any integer dtype) with values in
+    ``[0, 10]``; anything else raises ``ValueError``. Floats are refused, as the single env's
+    ``Discrete`` space refuses them.
+
     ## Autoreset
     ``autoreset_mode="next_step"`` (default, Gymnasium's convention): the step after a
     terminal step resets every sub-env, ignores the actions and returns rewards 0.
