@@ -1,13 +1,15 @@
 """Environment and sampler throughput (issue 2's targets), measured in one run.
 
-    python benchmarks/env_throughput.py [--batch 128] [--repeats 3] [--rounds 3]
+    python benchmarks/env_throughput.py [--batch 128] [--repeats 3] [--rounds 5]
 
 Prints frames per second of the vector-native env, of Gymnasium's SyncVectorEnv over B single
 envs and of the torch sampler, and the sampler's time per batch as a share of one training step
 of a 200-unit GRU on the same batch. Targets: native >= 20x SyncVectorEnv; sampler <= 10% of
 the GRU step (CPU, exact float32 Gaussian noise, no reused noise frames). The rounds interleave
 the measurements; each quantity's best over all rounds gives the ratios (a shared machine only
-ever slows a measurement down), and the per-round ratios show the spread.
+ever slows a measurement down), and the per-round ratios show the spread. Also printed: the
+Gaussian draws alone (the floor of both ratios) and the sampler's share of a step inside a
+training loop, where the step's OpenMP threads still spin when the next batch is drawn.
 """
 
 from __future__ import annotations
