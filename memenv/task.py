@@ -247,9 +247,13 @@ class DelayedRecallTask:
             # numpy writes through the CPU tensor's memory on one thread. torch's indexing
             # would wake its OpenMP pool, whose spinning threads then slow the next batch's
             # noise draw on the same cores by about half.
-            as_numpy = TrialSpec(*(x.numpy() for x in (spec.label, spec.image_index)),
-                                 *(x.numpy() for x in (spec.t_stim, spec.t_resp)))  # fmt: skip
-            self._place_numpy(obs.numpy(), as_numpy, start)
+            spec_numpy = TrialSpec(
+                spec.label.numpy(),
+                spec.image_index.numpy(),
+                spec.t_stim.numpy(),
+                spec.t_resp.numpy(),
+            )
+            self._place_numpy(obs.numpy(), spec_numpy, start)
         else:
             self._place_torch(obs, spec, start)
 

@@ -121,7 +121,9 @@ class DelayedRecallVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] | None = None
         self._pending: dict[str, Any] = {}
         self._spec: TrialSpec | None = None
-        self._frames: np.ndarray | None = None
+        self._frames: np.ndarray | None = None  # [B, W, D] for steps [start, start + W)
+        self._targets: np.ndarray | None = None  # [B, W] int64, the same steps
+        self._weights: np.ndarray | None = None  # [B, W] float32, the same steps
         self._frames_start = -1
         self._t = 0
         self._needs_reset = True
