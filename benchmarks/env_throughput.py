@@ -24,7 +24,6 @@ import torch
 
 import memenv
 from memenv import DelayedRecallTask, TaskConfig
-from memenv.vector_env import draw_noise_rows
 
 
 def best_seconds(fn, repeats: int, number: int) -> float:
@@ -103,9 +102,7 @@ def measure_round(native, sync, task, batch_size: int, repeats: int) -> dict[str
         "loop_share": sampler_share_in_loop(task, step, generator, buffer, 10),
         # The floors: the Gaussian draws alone, as the vector env makes them for one episode
         # (every sub-env from its own generator) and as the torch sampler makes them.
-        "env_noise_s": best_seconds(
-            lambda: draw_noise_rows(task, env_rngs, env_noise), repeats, 10
-        ),
+        "env_noise_s": best_seconds(lambda: task.noise_rows(env_rngs, env_noise), repeats, 10),
         "sampler_noise_s": best_seconds(
             lambda: task.noise(buffer.shape, generator, out=buffer), repeats, 20
         ),

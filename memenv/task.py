@@ -208,8 +208,7 @@ class DelayedRecallTask:
 
     def noise(self, shape: tuple[int, ...], rng: Generator, out: Any = None):
         """Noise frames of ``shape`` (float32), mean = pixel mean, std = pixel std * noise_scale."""
-        mean = self.images.pixel_mean
-        std = self.images.pixel_std * float(self.config.noise_scale)
+        mean, std = self._noise_mean_std()
         if isinstance(rng, np.random.Generator):
             if out is None:
                 out = np.empty(shape, dtype=np.float32)
@@ -233,11 +232,27 @@ class DelayedRecallTask:
         return out
 
     def noise_rows(self, rngs: Sequence[np.random.Generator], out_bxn: np.ndarray) -> np.ndarray:
-        """Row ``i`` of ``out_bxn`` gets ``noise(out_bxn[i].shape, rngs[i])``, drawn in bulk."""
-        mean = self.images.pixel_mean
-        std = self.images.pixel_std * float(self.config.noise_scale)
-        gaussian_fill_rows(rngs, out_bxn, mean, std)
+        """Row ``i`` of ``out_bxn`` gets ``noise(out_bxn[i].shape, rngs[i])``, drawn in bulk.
+
+        The rows are split over `NOISE_THREADS` threads; each keeps its own generator, so the
+        values do not depend on the split (numpy releases the GIL while drawing).
+        """
+        mean, std = self._noise_mean_std()
+        if len(rngs) != out_bxn.shape[0]:
+            raise ValueError(
+                f"need one generator per row: {len(rngs)} generators for {out_bxn.shape[0]} rows"
+            )
+
+        def fill(rows: range) -> None:
+            gaussian_fill_rows(
+                rngs[rows.start : rows.stop], out_bxn[rows.start : rows.stop], mean, std
+            )
+
+        run_split(fill, len(rngs))
         return out_bxn
+
+    def _noise_mean_std(self) -> tuple[float, float]:
+        return self.images.pixel_mean, self.images.pixel_std * float(self.config.noise_scale)
 
     def place(self, obs: Any, spec: TrialSpec, start: int) -> None:
         """Writes the stimulus images and the trigger into the window ``obs`` (step ``start`` on)."""
@@ -412,7 +427,7 @@ def run_split(fill: Callable[[range], None], n: int) -> None:
     The calling thread takes the first range itself instead of waiting for the pool: one
     hand-over fewer per draw, and no thread idles while the cores are busy.
     """
-    bounds = np.linspace(0, n, min(NOISE_THREADS, n) + 1).astype(int)
+    bounds = np.linspace(0, n, max(1, min(NOISE_THREADS, n)) + 1).astype(int)
     parts = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     futures = [_thread_pool().submit(fill, part) for part in parts[1:]]
     try:

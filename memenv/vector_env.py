@@ -20,24 +20,9 @@ from memenv.env import (
     make_task,
     observation_space,
 )
-from memenv.task import DelayedRecallTask, TrialSpec, run_split, trial_uniforms
+from memenv.task import TrialSpec, trial_uniforms
 
 INFO_KEYS = ("t", "target", "is_response", "loss_weight", "t_stim", "t_resp", "label")
-
-
-def draw_noise_rows(
-    task: DelayedRecallTask, rngs: list[np.random.Generator], out_bxn: np.ndarray
-) -> None:
-    """Row ``i`` of ``out_bxn`` gets ``task.noise`` drawn from ``rngs[i]``, on two threads.
-
-    Each row keeps its own generator, so splitting the rows over threads (numpy releases the
-    GIL while drawing) changes nothing in the values.
-    """
-
-    def fill(rows: range) -> None:
-        task.noise_rows(rngs[rows.start : rows.stop], out_bxn[rows.start : rows.stop])
-
-    run_split(fill, len(rngs))
 
 
 class DelayedRecallVectorEnv(VectorEnv):
@@ -259,7 +244,7 @@ class DelayedRecallVectorEnv(VectorEnv):
     def _draw_chunk(self, start: int, stop: int) -> None:
         """Frames, targets and loss weights of steps ``[start, stop)`` for every sub-env."""
         frames = np.empty((self.num_envs, stop - start, self.task.obs_dim), np.float32)
-        draw_noise_rows(self.task, self._rngs, frames.reshape(self.num_envs, -1))
+        self.task.noise_rows(self._rngs, frames.reshape(self.num_envs, -1))
         self.task.place(frames, self._spec, start)
         self._frames, self._frames_start = frames, start
         self._targets, self._weights = self.task.targets(self._spec, start, stop)
