@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional
 
 from agents.protocol import N_OUTPUTS, check_agent
+from memenv.errors import UsageError
 
 MNIST_OBS_DIM = 785
 """784 pixels + the trigger."""
@@ -51,7 +52,7 @@ class MLPReadout(nn.Module):
 
 def _check_sizes(obs_dim: int, hidden_size: int) -> None:
     if int(obs_dim) < 2 or int(hidden_size) < 1:
-        raise ValueError(f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}")
+        raise UsageError(f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}")
 
 
 class LRUModel(nn.Module):
@@ -91,7 +92,7 @@ class LRUModel(nn.Module):
         super().__init__()
         _check_sizes(obs_dim, hidden_size)
         if not 0 <= r_min < r_max < 1:
-            raise ValueError(f"need 0 <= r_min < r_max < 1, got {r_min}, {r_max}")
+            raise UsageError(f"need 0 <= r_min < r_max < 1, got {r_min}, {r_max}")
         self.obs_dim, self.hidden_size = int(obs_dim), int(hidden_size)
         n = self.hidden_size
         u1, u2 = torch.rand(n), torch.rand(n)
@@ -240,7 +241,7 @@ class CausalTransformer(nn.Module):
         super().__init__()
         _check_sizes(obs_dim, hidden_size)
         if n_layers < 1 or n_heads < 1 or hidden_size % n_heads:
-            raise ValueError(
+            raise UsageError(
                 f"need n_layers >= 1 and n_heads dividing hidden_size, got n_layers={n_layers}, "
                 f"n_heads={n_heads}, hidden_size={hidden_size}"
             )
@@ -347,25 +348,25 @@ def load_factory(spec: str) -> tuple[str, Callable[..., nn.Module]]:
             attribute is missing or not callable.
     """
     if not isinstance(spec, str):
-        raise ValueError(f"model spec must be a string 'package.module:factory', got {spec!r}")
+        raise UsageError(f"model spec must be a string 'package.module:factory', got {spec!r}")
     name, _, target = spec.rpartition("=") if "=" in spec else ("", "", spec)
     module_name, colon, attribute = target.partition(":")
     if not colon or not module_name.strip() or not attribute.strip():
-        raise ValueError(
+        raise UsageError(
             f"model spec {spec!r} must look like 'package.module:factory' "
             "(optionally 'name=package.module:factory')"
         )
     try:
         module = importlib.import_module(module_name.strip())
     except ImportError as error:
-        raise ValueError(f"model spec {spec!r}: cannot import {module_name!r} ({error})") from error
+        raise UsageError(f"model spec {spec!r}: cannot import {module_name!r} ({error})") from error
     factory = module
     for part in attribute.strip().split("."):
         if not hasattr(factory, part):
-            raise ValueError(f"model spec {spec!r}: {module_name!r} has no attribute {attribute!r}")
+            raise UsageError(f"model spec {spec!r}: {module_name!r} has no attribute {attribute!r}")
         factory = getattr(factory, part)
     if not callable(factory):
-        raise ValueError(f"model spec {spec!r}: {attribute!r} is not callable")
+        raise UsageError(f"model spec {spec!r}: {attribute!r} is not callable")
     name = name.strip() or getattr(factory, "__name__", attribute.split(".")[-1])
     return name, factory
 
@@ -388,13 +389,20 @@ def build_architecture(
     elif spec in BUILTIN:
         factory = BUILTIN[spec]
     else:
-        raise ValueError(
+        raise UsageError(
             f"unknown architecture {spec!r}: use one of {tuple(BUILTIN)} or "
             "'package.module:factory'"
         )
     if seed is not None:
         torch.manual_seed(int(seed))
-    model = factory(hidden_size=int(hidden_size), obs_dim=int(obs_dim))
+    try:
+        model = factory(hidden_size=int(hidden_size), obs_dim=int(obs_dim))
+    except TypeError as error:  # most often a factory with another signature
+        raise UsageError(
+            f"{spec!r}: calling it as factory(hidden_size={int(hidden_size)}, "
+            f"obs_dim={int(obs_dim)}) failed ({error}); a model factory takes these two keyword "
+            "arguments and returns an nn.Module that follows agents.RecurrentAgent"
+        ) from error
     check_protocol(model, obs_dim, what=spec)
     return model
 
@@ -404,11 +412,11 @@ def check_protocol(model: object, obs_dim: int, what: str = "model") -> None:
     `RecurrentAgent` whose ``forward`` maps ``[2, 1, obs_dim]`` to ``[2, 1, 11]`` logits and
     whose ``initial_state`` follows the parameters' dtype (the analysis runs a float64 copy)."""
     if not isinstance(model, nn.Module):
-        raise ValueError(f"{what!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise UsageError(f"{what!r} returned a {type(model).__name__}, not a torch.nn.Module")
     try:
         check_agent(model)
     except TypeError as error:
-        raise ValueError(f"{what!r}: {error}") from error
+        raise UsageError(f"{what!r}: {error}") from error
     p = next(iter(model.parameters()), None)
     obs = torch.zeros(2, 1, int(obs_dim), device=None if p is None else p.device)
     with torch.no_grad():
@@ -416,7 +424,7 @@ def check_protocol(model: object, obs_dim: int, what: str = "model") -> None:
     logits = out[0] if isinstance(out, tuple) and len(out) == 2 else None
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, 1, N_OUTPUTS):
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(out).__name__
-        raise ValueError(
+        raise UsageError(
             f"{what!r}: forward(obs [2, 1, {obs_dim}]) must return (logits [2, 1, {N_OUTPUTS}], "
             f"state), got {shape}"
         )
@@ -427,7 +435,7 @@ def check_protocol(model: object, obs_dim: int, what: str = "model") -> None:
         parts = list(state) if isinstance(state, tuple | list) else [state]
         dtypes = sorted({str(part.dtype) for part in parts})
         if dtypes != ["torch.float64"]:
-            raise ValueError(
+            raise UsageError(
                 f"{what!r}: initial_state must use the parameters' dtype (the slow-point analysis "
                 f"runs a float64 copy); after .double() it gave {dtypes}"
             )

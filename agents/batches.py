@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from memenv.errors import UsageError
 from memenv.task import DelayedRecallTask
 
 
@@ -80,7 +81,7 @@ class BatchSource:
         tasks = [self.task_for(c) for c in changes]
         n_steps = {t.config.n_steps for t in tasks}
         if len(n_steps) != 1:
-            raise ValueError(f"members' tasks differ in n_steps ({sorted(n_steps)})")
+            raise UsageError(f"members' tasks differ in n_steps ({sorted(n_steps)})")
         obs = self.buffer(n_steps.pop())
         if all(t is tasks[0] for t in tasks):
             trials = tasks[0].sample(k * b, rng, obs_out=obs)

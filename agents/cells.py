@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import torch
 
+from memenv.errors import UsageError
+
 CELLS = ("gru", "lstm", "rnn")
 GATES = {"gru": 3, "lstm": 4, "rnn": 1}
 """Rows of ``weight_ih`` per hidden unit (PyTorch's layout)."""
@@ -56,9 +58,9 @@ def cell_update(cell: str, gi: torch.Tensor, gh: torch.Tensor, state):
         return torch.sigmoid(o) * torch.tanh(c_next), c_next
     if cell == "rnn":
         return torch.tanh(gi + gh)
-    raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    raise UsageError(f"cell must be one of {CELLS}, got {cell!r}")
 
 
 def check_cell(cell: str) -> None:
     if cell not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        raise UsageError(f"cell must be one of {CELLS}, got {cell!r}")

@@ -17,14 +17,21 @@ never a torn one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import re
+import socket
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from memenv.errors import CorruptFileError, MissingFileError, UnsafeFileError, UsageError
 
 FORMAT = "memenv-agents/1"
 CHECKPOINT_DIR = "checkpoints"
@@ -34,24 +41,81 @@ _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def atomic_write_bytes(path: Path, write) -> None:
-    """Calls ``write(stream)`` on a temporary file next to ``path``, then moves it into place."""
+    """Calls ``write(stream)`` on a temporary file next to ``path``, then moves it into place.
+
+    The temporary file is named after this process and machine (`temporary_path`), so that
+    `remove_stale_temporaries` can tell a dead writer's leftovers from a live writer's file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # name the file the caller asked for, not the temporary one
+        raise OSError(error.errno, error.strerror, str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` made atomic."""
-    atomic_write_bytes(path, lambda stream: torch.save(obj, stream))
+    """``torch.save`` made atomic.
+
+    The object is serialised in memory first, so that a full disk surfaces as the operating
+    system's ``OSError`` (ENOSPC, naming the file) rather than as torch's zip-writer error.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, lambda stream: stream.write(buffer.getbuffer()))
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+# .<name>.<pid>@<host>.tmp; files of older versions lack "@<host>"
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:@(?P<host>[A-Za-z0-9_-]+))?\.tmp$")
+
+
+def temporary_path(path: Path) -> Path:
+    """Where this process writes ``path`` before moving it into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}@{_HOST}.tmp")
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Deletes the temporary files that writers on this machine left when they were killed.
+
+    A file is stale when the process named in it no longer runs; files of other machines (a
+    run directory on a shared disk) and of live processes are left alone.
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match is None or match["host"] not in (None, _HOST):
+            continue
+        if not _process_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    except OverflowError:  # not a pid this system can have
+        return False
+    return True
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -60,6 +124,28 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file of a run directory; a damaged one is a CorruptFileError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptFileError(f"{path} is not valid JSON ({error}); it is damaged") from None
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """The records of a JSON-lines file (blank lines skipped); a damaged line names the file."""
+    path = Path(path)
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise CorruptFileError(f"{path}, line {number}: not valid JSON ({error})") from None
+    return records
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -100,10 +186,86 @@ def weights_record(model: nn.Module, step: int, config: dict | None) -> dict[str
     }
 
 
-def _read(path: Path) -> dict[str, Any]:
-    record = torch.load(path, map_location="cpu", weights_only=True)
+# What torch.load raises on a file that is not a whole PyTorch zip archive varies with where
+# the damage is; each of these has been seen on truncated, empty or random files.
+_UNREADABLE = (
+    RuntimeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    struct.error,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+)
+_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_tensor_file(path: str | Path) -> Any:
+    """``torch.load`` of a file that must not run code: tensors and plain containers only.
+
+    Raises:
+        MissingFileError: ``path`` does not exist.
+        UnsafeFileError: the file holds other objects; loading them could run code they carry.
+        CorruptFileError: the file is empty, truncated or not a PyTorch file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"no file at {path}")
+    with open(path, "rb") as stream:
+        magic = stream.read(4)
+    if magic != b"PK\x03\x04":
+        what = "empty" if not magic else "not a PyTorch file (no zip header)"
+        raise CorruptFileError(f"{path} is {what}: it is damaged; delete it or copy it again")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = _UNSUPPORTED_GLOBAL.search(str(error))
+        if "Weights only load failed" in str(error):
+            what = found.group(1) if found else "objects other than tensors and plain containers"
+            raise UnsafeFileError(
+                f"refused to load {path}: it holds {what}, and loading it could run code the file "
+                "carries. memenv writes only tensors and plain containers; do not use a file "
+                "from a source you do not trust"
+            ) from None
+        raise CorruptFileError(f"{path} is damaged ({error}); delete it or copy it again") from None
+    except OSError as error:
+        if error.filename is not None:  # the file could not be read (permissions, I/O)
+            raise
+        first_line = str(error)  # torch's seek on a cut-off archive
+        raise CorruptFileError(
+            f"{path} is truncated or damaged ({first_line}); delete it or copy it again"
+        ) from None
+    except _UNREADABLE as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first_line = text.split(". ")[0]  # torch appends paragraphs of advice
+        raise CorruptFileError(
+            f"{path} is truncated or damaged ({first_line}); delete it or copy it again"
+        ) from None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's record, its fields checked."""
+    record = load_tensor_file(path)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a memenv agents checkpoint ({FORMAT})")
+        raise CorruptFileError(f"{path} is not a memenv agents checkpoint ({FORMAT})")
+    state = record.get("state_dict")
+    problems = []
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        problems.append("state_dict is not a mapping of names to tensors")
+    if not (record.get("spec") is None or isinstance(record.get("spec"), dict)):
+        problems.append(f"spec is {type(record.get('spec')).__name__}, not a dict")
+    for key, minimum in (("n_members", 1), ("step", 0)):
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            problems.append(f"{key} = {value!r} is not an integer >= {minimum}")
+    if problems:
+        raise CorruptFileError(f"{path} is a damaged checkpoint: {'; '.join(problems)}")
     return record
 
 
@@ -115,10 +277,10 @@ def resolve_model_file(path: str | Path) -> Path:
             return path / FINAL_FILE
         kept = list_checkpoints(path)
         if not kept:
-            raise FileNotFoundError(f"{path} holds neither {FINAL_FILE} nor checkpoints")
+            raise MissingFileError(f"{path} holds neither {FINAL_FILE} nor checkpoints")
         return kept[-1][1]
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingFileError(f"no checkpoint at {path}")
     return path
 
 
@@ -139,33 +301,54 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
     from agents.models import model_from_spec
 
     file = resolve_model_file(path)
-    record = _read(file)
+    record = read_checkpoint(file)
     if record["spec"] is None:
-        raise ValueError(
+        raise UsageError(
             f"{file} holds a user-defined model; build it and use load_state({file!s}, model)"
         )
-    n_members = int(record["n_members"])
-    template = model_from_spec(record["spec"])
-    if n_members > 1 or any(k == "weight_ih" for k in record["state_dict"]):
+    n_members = record["n_members"]
+    try:
+        template = model_from_spec(record["spec"])
+    except (UsageError, KeyError, TypeError) as error:
+        raise CorruptFileError(f"{file}: its model spec is damaged ({error})") from None
+    ensemble = n_members > 1 or "weight_ih" in record["state_dict"]
+    if ensemble:
         model = EnsembleModel([template] * n_members)
-        model.load_state_dict(record["state_dict"])
-        if member is not None:
-            model = model.member(member)
+    elif member not in (None, 0):
+        raise UsageError(f"{file} holds one model; member {member} does not exist (use 0)")
     else:
-        if member not in (None, 0):
-            raise IndexError(f"{file} holds one model; member {member} does not exist")
         model = template
-        model.load_state_dict(record["state_dict"])
+    _load_weights(model, record["state_dict"], file)
+    if ensemble and member is not None:
+        model = model.member(member)
     return model.to(device).eval()
+
+
+def _load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], file: Path) -> None:
+    """Weights into ``model``; a file whose tensors do not fit, or are not finite, is refused."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:  # torch reports missing keys and size mismatches so
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise CorruptFileError(
+            f"{file}: its weights do not fit the model it describes ({'; '.join(lines[1:3])})"
+        ) from None
+    bad = [name for name, tensor in state_dict.items() if not torch.isfinite(tensor).all()]
+    if bad:
+        raise CorruptFileError(
+            f"{file}: weights {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} hold NaN or "
+            "infinite values; the file is damaged or the run diverged, so it cannot be evaluated"
+        )
 
 
 def load_state(path: str | Path, model: nn.Module) -> int:
     """Loads a checkpoint's weights into ``model`` (any architecture); returns its step."""
-    record = _read(resolve_model_file(path))
-    model.load_state_dict(record["state_dict"])
-    return int(record["step"])
+    file = resolve_model_file(path)
+    record = read_checkpoint(file)
+    _load_weights(model, record["state_dict"], file)
+    return record["step"]
 
 
 def checkpoint_step(path: str | Path) -> int:
     """The training step a checkpoint file was written at."""
-    return int(_read(resolve_model_file(path))["step"])
+    return int(read_checkpoint(resolve_model_file(path))["step"])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cells import CELLS
+from memenv.errors import CorruptFileError, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
 FRONTENDS = ("auto", "cnn", "none")
@@ -93,7 +94,7 @@ class TrainConfig:
         from memenv.config import DATASETS, SPLITS
 
         def fail(name: str, want: str) -> None:
-            raise ValueError(f"TrainConfig.{name} must be {want}, got {getattr(self, name)!r}")
+            raise UsageError(f"TrainConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
         choices = {
             "dataset": DATASETS,
@@ -171,7 +172,7 @@ class TrainConfig:
         """A validated copy; unknown field names raise ValueError."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {unknown}")
+            raise UsageError(f"unknown TrainConfig field(s): {unknown}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,7 +185,20 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Reads a ``config.json``; a damaged or foreign file is a CorruptFileError naming it."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CorruptFileError(f"{path} is not valid JSON ({error}); it is damaged") from None
+        if not isinstance(data, dict):
+            raise CorruptFileError(
+                f"{path} holds a JSON {type(data).__name__}, not the object of a TrainConfig"
+            )
+        try:
+            return cls.from_dict(data)
+        except (UsageError, TypeError) as error:
+            raise CorruptFileError(f"{path} is not a valid TrainConfig: {error}") from None
 
 
 def preset(name: str, dataset: str = "mnist", **overrides: Any) -> TrainConfig:
@@ -197,7 +211,7 @@ def preset(name: str, dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         **overrides: Any `TrainConfig` fields.
     """
     if name not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
+        raise UsageError(f"preset must be one of {PRESETS}, got {name!r}")
     if name == "paper":
         if dataset == "cifar10":
             values = dict(
@@ -220,7 +234,7 @@ def preset(name: str, dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         values.update(log_every=100)
     else:
         if dataset == "cifar10":
-            raise ValueError("preset 'fast' is for mnist / fashion-mnist, not cifar10")
+            raise UsageError("preset 'fast' is for mnist / fashion-mnist, not cifar10")
         values = dict(
             hidden_size=128,
             lr=1e-3,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.evaluate import DEFAULT_DELAYS
+from memenv.errors import UsageError
 
 
 def demo(
@@ -36,12 +37,17 @@ def demo(
     from agents.report import evaluate_run, write_summary
     from agents.trainer import train
 
+    if not cells:
+        raise UsageError("demo needs at least one cell, got none")
+    if n_trials < 1:
+        raise UsageError(f"n_trials must be >= 1, got {n_trials}")
+    # every configuration is checked before the first one trains for minutes
+    configs = {cell: preset("fast", **{"cell": cell, **(overrides or {})}) for cell in cells}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     evaluations = {}
     paths: dict[str, Path] = {}
-    for cell in cells:
-        config = preset("fast", **{"cell": cell, **(overrides or {})})
+    for cell, config in configs.items():
         run_dir = out / cell
         if (run_dir / "model.pt").is_file():
             print(f"{run_dir}: already trained, reusing it")

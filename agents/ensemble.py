@@ -28,6 +28,7 @@ from torch import nn
 from agents.cells import GATES, cell_update
 from agents.models import RecurrentModel, build_model, model_from_spec
 from agents.protocol import State, hidden
+from memenv.errors import UsageError
 
 _SEP = "__"  # parameter names may not contain "." inside a ParameterDict
 
@@ -47,11 +48,11 @@ class EnsembleModel(nn.Module):
     def __init__(self, members: Sequence[RecurrentModel]) -> None:
         super().__init__()
         if not members:
-            raise ValueError("an ensemble needs at least one member")
+            raise UsageError("an ensemble needs at least one member")
         spec = members[0].spec()
         for i, m in enumerate(members):
             if m.spec() != spec:
-                raise ValueError(f"member {i} has spec {m.spec()}, member 0 has {spec}")
+                raise UsageError(f"member {i} has spec {m.spec()}, member 0 has {spec}")
         self.model_spec = spec
         self.cell = spec["cell"]
         self.n_members = len(members)
@@ -94,7 +95,10 @@ class EnsembleModel(nn.Module):
     def member(self, k: int) -> RecurrentModel:
         """Member ``k`` as an ordinary, independent `RecurrentModel` (a copy of its weights)."""
         if not 0 <= k < self.n_members:
-            raise IndexError(f"member {k} out of range for {self.n_members} members")
+            raise UsageError(
+                f"member {k} does not exist: this ensemble has {self.n_members} members, "
+                f"0..{self.n_members - 1}"
+            )
         model = model_from_spec(self.model_spec).to(self.weight_ih.device)
         with torch.no_grad():
             model.rnn.weight_ih_l0.copy_(self.weight_ih[k])
@@ -170,7 +174,7 @@ class EnsembleModel(nn.Module):
             gi = gi.reshape(b, t, k, gn).permute(2, 0, 1, 3)
             return gi + self.bias_ih[:, None, None, :]
         if u.dim() != 4 or u.shape[0] != k:
-            raise ValueError(f"obs must be [K={k}, B, T, D] or [B, T, D], got {tuple(u.shape)}")
+            raise UsageError(f"obs must be [K={k}, B, T, D] or [B, T, D], got {tuple(u.shape)}")
         _, b, t, i = u.shape
         gi = torch.baddbmm(
             self.bias_ih[:, None, :], u.reshape(k, b * t, i), self.weight_ih.transpose(1, 2)

@@ -18,7 +18,6 @@ Intervals are Wilson score intervals (95% by default).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from agents.device import resolve_device
 from agents.loss import predictions, response_correct
 from agents.protocol import State, map_state
 from memenv.config import N_LABELS
+from memenv.errors import CorruptFileError, UsageError
 from memenv.task import DelayedRecallTask, TrialBatch, TrialSpec
 
 DEFAULT_DELAYS = (
@@ -159,7 +159,14 @@ class DelayAccuracy:
 
     @classmethod
     def load(cls, path: str | Path) -> DelayAccuracy:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Reads `save`'s file; a damaged or foreign one is a CorruptFileError naming it."""
+        from agents.checkpoint import read_json
+
+        data = read_json(path)
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CorruptFileError(f"{path} is not a delay-accuracy result ({error!r})") from None
 
     def markdown(self) -> str:
         """A markdown table: delay, accuracy, 95% CI, trials (ensembles: member mean/min/max)."""
@@ -227,9 +234,9 @@ def evaluate_delays(
     """
     delays_arr = np.asarray(sorted({int(d) for d in delays}), dtype=np.int64)
     if delays_arr.size == 0 or delays_arr[0] < 1:
-        raise ValueError(f"delays must be positive integers, got {list(delays)!r}")
+        raise UsageError(f"delays must be positive integers, got {list(delays)!r}")
     if n_trials < 1 or batch_size < 1:
-        raise ValueError(f"need n_trials >= 1 and batch_size >= 1, got {n_trials}, {batch_size}")
+        raise UsageError(f"need n_trials >= 1 and batch_size >= 1, got {n_trials}, {batch_size}")
     if task is None:
         from memenv.config import TaskConfig
 
@@ -244,7 +251,7 @@ def evaluate_delays(
     eval_task = task.with_config(base.replace(n_steps=n_steps, delay=max_delay, t_stim=t_stim))
     dev = _model_device(model)
     if device is not None and resolve_device(device) != dev:
-        raise ValueError(f"device={str(device)!r} but the model is on {dev}; move the model")
+        raise UsageError(f"device={str(device)!r} but the model is on {dev}; move the model")
     runner = _Runner(model)
     rng = torch.Generator(device=dev).manual_seed(int(seed))
     m = runner.n_members

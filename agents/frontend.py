@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from memenv.errors import UsageError
+
 
 class ConvFrontend(nn.Module):
     """Maps flattened channel-first frames ``[..., C * H * W]`` to features ``[..., out_features]``.
@@ -33,9 +35,9 @@ class ConvFrontend(nn.Module):
         super().__init__()
         c, h, w = (int(v) for v in frame_shape)
         if h % 8 or w % 8:
-            raise ValueError(f"frame_shape H and W must be divisible by 8, got {frame_shape}")
+            raise UsageError(f"frame_shape H and W must be divisible by 8, got {frame_shape}")
         if not fc_sizes:
-            raise ValueError("fc_sizes must name at least one layer")
+            raise UsageError("fc_sizes must name at least one layer")
         self.frame_shape = (c, h, w)
         self.negative_slope = float(negative_slope)
         layers: list[nn.Module] = []

@@ -20,6 +20,7 @@ from torch import nn
 from agents.cells import GATES, cell_update, check_cell
 from agents.frontend import ConvFrontend
 from agents.protocol import N_OUTPUTS, State, hidden
+from memenv.errors import ArgumentTypeError, UsageError
 
 _RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
@@ -51,7 +52,7 @@ class RecurrentModel(nn.Module):
         super().__init__()
         check_cell(cell)
         if obs_dim < 2 or hidden_size < 1:
-            raise ValueError(
+            raise UsageError(
                 f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}"
             )
         self.cell = cell
@@ -61,7 +62,7 @@ class RecurrentModel(nn.Module):
         self.frontend = frontend
         if frontend is not None:
             if getattr(frontend, "in_features", obs_dim - 1) != obs_dim - 1:
-                raise ValueError(
+                raise UsageError(
                     f"frontend takes {frontend.in_features} pixels but obs_dim - 1 = {obs_dim - 1}"
                 )
             self.input_size = int(frontend.out_features) + 1
@@ -133,7 +134,9 @@ class RecurrentModel(nn.Module):
         frontend = None
         if self.frontend is not None:
             if not isinstance(self.frontend, ConvFrontend):
-                raise TypeError("spec() only describes models whose front-end is ConvFrontend")
+                raise ArgumentTypeError(
+                    "spec() only describes models whose front-end is ConvFrontend"
+                )
             frontend = self.frontend.spec()
         return {
             "cell": self.cell,
@@ -192,20 +195,20 @@ def build_model(
 
     check_cell(cell)
     if frontend not in ("auto", "cnn", "none"):
-        raise ValueError(f"frontend must be 'auto', 'cnn' or 'none', got {frontend!r}")
+        raise UsageError(f"frontend must be 'auto', 'cnn' or 'none', got {frontend!r}")
     frame_shape = None
     if dataset is not None:
         if dataset not in FRAME_SHAPES:
-            raise ValueError(f"dataset must be one of {tuple(FRAME_SHAPES)}, got {dataset!r}")
+            raise UsageError(f"dataset must be one of {tuple(FRAME_SHAPES)}, got {dataset!r}")
         frame_shape = FRAME_SHAPES[dataset]
         pixels = frame_shape[0] * frame_shape[1] * frame_shape[2]
         if obs_dim is not None and obs_dim != pixels + 1:
-            raise ValueError(f"obs_dim={obs_dim} does not match {dataset} ({pixels + 1})")
+            raise UsageError(f"obs_dim={obs_dim} does not match {dataset} ({pixels + 1})")
         obs_dim = pixels + 1
     elif obs_dim is None:
-        raise ValueError("give dataset or obs_dim")
+        raise UsageError("give dataset or obs_dim")
     use_cnn = frontend == "cnn" or (frontend == "auto" and dataset == "cifar10")
     if use_cnn and frame_shape is None:
-        raise ValueError("frontend='cnn' needs a dataset (for the frame shape)")
+        raise UsageError("frontend='cnn' needs a dataset (for the frame shape)")
     module = ConvFrontend(frame_shape, negative_slope=negative_slope) if use_cnn else None
     return RecurrentModel(cell, obs_dim, hidden_size, frontend=module)

@@ -17,6 +17,8 @@ from typing import Protocol, Union, runtime_checkable
 
 import torch
 
+from memenv.errors import ArgumentTypeError, UsageError
+
 N_OUTPUTS = 11
 """Output units: 0 = null, k = class k - 1 (PAPER.md)."""
 
@@ -88,11 +90,11 @@ def state_from_tensor(vector: torch.Tensor, like: State) -> State:
     """
     if isinstance(like, torch.Tensor):
         if vector.shape[-1] != like.shape[-1]:
-            raise ValueError(f"state vector has size {vector.shape[-1]}, want {like.shape[-1]}")
+            raise UsageError(f"state vector has size {vector.shape[-1]}, want {like.shape[-1]}")
         return vector
     sizes = [part.shape[-1] for part in like]
     if vector.shape[-1] != sum(sizes):
-        raise ValueError(f"state vector has size {vector.shape[-1]}, want {sum(sizes)}")
+        raise UsageError(f"state vector has size {vector.shape[-1]}, want {sum(sizes)}")
     return tuple(torch.split(vector, sizes, dim=-1))
 
 
@@ -121,6 +123,6 @@ def check_agent(model: object) -> None:
         if not callable(getattr(model, name, None))
     ]
     if missing:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{type(model).__name__} does not follow agents.RecurrentAgent: missing {missing}"
         )

@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from agents.checkpoint import checkpoint_step, load_model, resolve_model_file
+from agents.checkpoint import load_model, read_checkpoint, resolve_model_file
 from agents.config import TrainConfig
 from agents.evaluate import DEFAULT_DELAYS, DelayAccuracy, evaluate_delays, trained_accuracy
+from memenv.errors import CorruptFileError, UsageError
 
 
 @dataclass
@@ -61,8 +62,8 @@ def evaluate_run(
     model_file = resolve_model_file(path)
     dev = resolve_device(device)
     model = load_model(model_file, member=member, device=dev)
-    record = torch.load(model_file, map_location="cpu", weights_only=True)
-    config = TrainConfig.from_dict(record["train_config"]) if record.get("train_config") else None
+    record = read_checkpoint(model_file)
+    config = _saved_config(record, model_file)
     base = (config or TrainConfig()).replace(split=split)
     if data_root is not None:
         base = base.replace(data_root=data_root)
@@ -74,11 +75,24 @@ def evaluate_run(
     )  # fmt: skip
     result.meta.update(
         model_file=str(model_file),
-        step=checkpoint_step(model_file),
+        step=record["step"],
         member=member,
         trained_distribution_accuracy=trained,
     )
-    return RunEvaluation(result, trained, model_file, checkpoint_step(model_file), config)
+    return RunEvaluation(result, trained, model_file, record["step"], config)
+
+
+def _saved_config(record: dict[str, Any], model_file: Path) -> TrainConfig | None:
+    """The TrainConfig a checkpoint was trained with (None for files that carry none)."""
+    saved = record.get("train_config")
+    if not saved:
+        return None
+    if not isinstance(saved, dict):
+        raise CorruptFileError(f"{model_file}: its train_config is not a mapping")
+    try:
+        return TrainConfig.from_dict(saved)
+    except (UsageError, TypeError) as error:
+        raise CorruptFileError(f"{model_file}: its train_config is not valid ({error})") from None
 
 
 def write_evaluation(

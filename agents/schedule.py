@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from memenv.errors import UsageError
+
 
 def resolve_schedule(name: str, dataset: str, scale: float = 1.0) -> Any | None:
     """The schedule named ``name`` (None for ``"none"``: the base task throughout).
@@ -30,14 +32,14 @@ def resolve_schedule(name: str, dataset: str, scale: float = 1.0) -> Any | None:
     try:
         from curricula import get_schedule
     except ImportError as error:
-        raise ValueError(
+        raise UsageError(
             f"TrainConfig.curriculum={name!r} needs the curricula package, which is not "
             f"importable ({error})"
         ) from error
     try:
         return get_schedule(name, dataset, scale=scale)
     except ValueError as error:
-        raise ValueError(f"TrainConfig.curriculum={name!r}: {error}") from error
+        raise UsageError(f"TrainConfig.curriculum={name!r}: {error}") from error
 
 
 def is_adaptive(schedule: Any | None) -> bool:
@@ -94,6 +96,6 @@ class MemberSchedules:
             return
         unique = self.schedules if self.adaptive else self.schedules[:1]
         if len(states) != len(unique):
-            raise ValueError(f"saved {len(states)} schedule states, this run has {len(unique)}")
+            raise UsageError(f"saved {len(states)} schedule states, this run has {len(unique)}")
         for schedule, state in zip(unique, states, strict=True):
             schedule.load_state_dict(state)

@@ -35,6 +35,7 @@ from agents.loss import response_correct, weighted_ce_members
 from agents.models import build_model
 from agents.protocol import check_agent
 from agents.schedule import MemberSchedules, resolve_schedule
+from memenv.errors import CorruptFileError, UsageError
 from memenv.task import DelayedRecallTask
 
 PENALTY_FILE = "penalty.json"
@@ -127,17 +128,23 @@ def train(
         A `TrainResult`.
 
     Raises:
-        ValueError: bad arguments, or a resume with a different config.
+        UsageError: bad arguments, or a resume with a different config.
+        CorruptFileError: a damaged ``resume.pt`` or ``config.json``; UnsafeFileError: a
+            ``resume.pt`` that holds objects other than tensors and plain containers.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"run directory {run_dir} is a file; choose another path")
     device = resolve_device(config.device)
+    for folder in (run_dir, run_dir / ckpt.CHECKPOINT_DIR):
+        ckpt.remove_stale_temporaries(folder)
     resume_file = run_dir / ckpt.RESUME_FILE
     has_run = (run_dir / "config.json").is_file()
     if has_run and resume is False:
-        raise ValueError(f"{run_dir} already holds a run; pass resume=True or use another dir")
+        raise UsageError(f"{run_dir} already holds a run; pass resume=True or use another dir")
     if resume is True and not resume_file.is_file():
-        raise ValueError(f"cannot resume: {resume_file} does not exist")
+        raise UsageError(f"cannot resume: {resume_file} does not exist")
     if has_run:
         _check_same_config(TrainConfig.from_json(run_dir / "config.json"), config, run_dir)
 
@@ -146,21 +153,21 @@ def train(
             config.task_config(), root=config.data_root, download=config.download
         )
     elif task.config != config.task_config():
-        raise ValueError(f"task.config {task.config} differs from config.task_config()")
+        raise UsageError(f"task.config {task.config} differs from config.task_config()")
     if model is None:
         model = initial_model(config)
     else:
         check_agent(model)
         if config.n_members != 1 and not isinstance(model, EnsembleModel):
-            raise ValueError("TrainConfig.n_members > 1 needs model=None or an EnsembleModel")
+            raise UsageError("TrainConfig.n_members > 1 needs model=None or an EnsembleModel")
     n_members = model.n_members if isinstance(model, EnsembleModel) else 1
     if n_members != config.n_members:
-        raise ValueError(f"TrainConfig.n_members={config.n_members} but the model has {n_members}")
+        raise UsageError(f"TrainConfig.n_members={config.n_members} but the model has {n_members}")
     if penalty is not None:
         if not isinstance(penalty, TrainingPenalty):
-            raise ValueError(f"penalty must follow TrainingPenalty, got {type(penalty).__name__}")
+            raise UsageError(f"penalty must follow TrainingPenalty, got {type(penalty).__name__}")
         if n_members != 1:
-            raise ValueError(f"a penalty needs a single model, not {n_members} members")
+            raise UsageError(f"a penalty needs a single model, not {n_members} members")
     _check_same_penalty(run_dir, penalty, has_run)
     model.to(device).train()
     if schedule is None:
@@ -194,10 +201,10 @@ def _check_same_penalty(run_dir: Path, penalty: TrainingPenalty | None, has_run:
     if not has_run:
         return
     path = run_dir / PENALTY_FILE
-    saved = json.loads(path.read_text()) if path.is_file() else None
+    saved = ckpt.read_json(path) if path.is_file() else None
     given = None if penalty is None else json.loads(json.dumps(penalty.describe()))
     if saved != given:
-        raise ValueError(f"{run_dir} was started with penalty {saved!r}, not {given!r}")
+        raise UsageError(f"{run_dir} was started with penalty {saved!r}, not {given!r}")
 
 
 def _check_same_config(saved: TrainConfig, config: TrainConfig, run_dir: Path) -> None:
@@ -205,7 +212,7 @@ def _check_same_config(saved: TrainConfig, config: TrainConfig, run_dir: Path) -
     differ = sorted(k for k in a if a[k] != b[k] and k not in RESUME_IGNORED_FIELDS)
     if differ:
         detail = ", ".join(f"{k}: saved {a[k]!r} vs given {b[k]!r}" for k in differ)
-        raise ValueError(f"{run_dir} was started with another config ({detail})")
+        raise UsageError(f"{run_dir} was started with another config ({detail})")
 
 
 class _Loop:
@@ -244,10 +251,22 @@ class _Loop:
         self._checkpoint()
 
     def load(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        """Restores the state `_checkpoint` saved (tensors and plain containers only)."""
+        state = ckpt.load_tensor_file(path)
+        try:
+            self._restore(state, path)
+        except (KeyError, TypeError, AttributeError, RuntimeError) as error:
+            raise CorruptFileError(
+                f"{path} is not a resume file this run can continue from "
+                f"({type(error).__name__}: {error}); delete it to restart from step 0"
+            ) from None
+        self._truncate_metrics(self.step)
+        self._write_status("running")
+
+    def _restore(self, state: dict[str, Any], path: Path) -> None:
         saved_type = state.get("device_type", "cpu")
         if saved_type != self.device.type:
-            raise ValueError(
+            raise UsageError(
                 f"{path} was written on {saved_type}; resume it on {saved_type} "
                 f"(TrainConfig.device), not {self.device.type}: the trial generator's state "
                 "is device-specific"
@@ -267,8 +286,6 @@ class _Loop:
         self.penalty_sum = meters.get("penalty_sum", self.penalty_sum).to(self.device)
         if self.penalty is not None:
             self.penalty.load_state_dict(state["penalty"])
-        self._truncate_metrics(self.step)
-        self._write_status("running")
 
     def _truncate_metrics(self, step: int) -> None:
         """Drops metric lines a killed run wrote after its last checkpoint."""

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from analysis.npz import load_npz, save_npz
 from analysis.slow_points import find_slow_points
+from memenv.errors import UsageError
 
 ModelOrLoader = nn.Module | Callable[[], nn.Module]
 
@@ -92,7 +93,7 @@ class Lineage:
         self.states = np.asarray(self.states, dtype=np.float64)
         s, p = self.steps.size, self.classes.size
         if self.states.ndim != 3 or self.states.shape[:2] != (p, s):
-            raise ValueError(f"states must be [{p}, {s}, N], got {self.states.shape}")
+            raise UsageError(f"states must be [{p}, {s}, N], got {self.states.shape}")
         for name, dtype in (
             ("speeds", np.float64),
             ("labels", np.int64),
@@ -101,14 +102,14 @@ class Lineage:
         ):
             value = np.asarray(getattr(self, name), dtype=dtype)
             if value.shape != (p, s):
-                raise ValueError(f"{name} must have shape {(p, s)}, got {value.shape}")
+                raise UsageError(f"{name} must have shape {(p, s)}, got {value.shape}")
             setattr(self, name, value)
         self.accuracy = np.asarray(self.accuracy, dtype=np.float64)
         if self.accuracy.ndim != 2 or self.accuracy.shape[0] != s:
-            raise ValueError(f"accuracy must be [{s}, K], got {self.accuracy.shape}")
+            raise UsageError(f"accuracy must be [{s}, K], got {self.accuracy.shape}")
         self.n_classes = np.asarray(self.n_classes, dtype=np.int64)
         if self.n_classes.shape != (s,):
-            raise ValueError(f"n_classes must have shape {(s,)}, got {self.n_classes.shape}")
+            raise UsageError(f"n_classes must have shape {(s,)}, got {self.n_classes.shape}")
         self.merge_tol = float(self.merge_tol)
         self.events = list(self.events)
 
@@ -191,17 +192,17 @@ def backtrack(
     """
     ordered = sorted(checkpoints, key=lambda pair: int(pair[0]))
     if not ordered:
-        raise ValueError("backtrack needs at least one checkpoint")
+        raise UsageError("backtrack needs at least one checkpoint")
     steps = np.asarray([int(step) for step, _ in ordered], dtype=np.int64)
     if np.unique(steps).size != steps.size:
-        raise ValueError(f"checkpoint steps must be distinct, got {steps.tolist()}")
+        raise UsageError(f"checkpoint steps must be distinct, got {steps.tolist()}")
     start_pxn = np.asarray(final_states, dtype=np.float64)
     if start_pxn.ndim != 2:
-        raise ValueError(f"final_states must be [P, N], got shape {start_pxn.shape}")
+        raise UsageError(f"final_states must be [P, N], got shape {start_pxn.shape}")
     n_points, n_state = start_pxn.shape
     classes = np.arange(n_points) if classes is None else np.asarray(classes, dtype=np.int64)
     if classes.shape != (n_points,):
-        raise ValueError(f"classes must have shape {(n_points,)}, got {classes.shape}")
+        raise UsageError(f"classes must have shape {(n_points,)}, got {classes.shape}")
     n_steps = steps.size
     states = np.zeros((n_points, n_steps, n_state))
     speeds = np.zeros((n_points, n_steps))

@@ -24,7 +24,6 @@ kind better than kinds with different state scales.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agents.checkpoint import read_json
+from memenv.errors import CorruptFileError, UsageError
 
 RESULT_FILE = "bench.json"
 FAILED_FILE = "failed.json"
@@ -73,7 +75,7 @@ def resolve_architectures(
     chosen: list[BenchArchitecture] = []
     for name in archs:
         if name not in BUILTIN:
-            raise ValueError(f"unknown architecture {name!r}: built-ins are {tuple(BUILTIN)}")
+            raise UsageError(f"unknown architecture {name!r}: built-ins are {tuple(BUILTIN)}")
         chosen.append(BenchArchitecture(name, name))
     for spec in models:
         name, _ = load_factory(spec)
@@ -82,9 +84,9 @@ def resolve_architectures(
     names = [a.name for a in chosen]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"architecture names must be unique, got {duplicates} more than once")
+        raise UsageError(f"architecture names must be unique, got {duplicates} more than once")
     if not chosen:
-        raise ValueError("no architecture to benchmark: give built-in names and/or model specs")
+        raise UsageError("no architecture to benchmark: give built-in names and/or model specs")
     return chosen
 
 
@@ -126,14 +128,14 @@ class BenchProtocol:
     def __post_init__(self) -> None:
         seeds = tuple(self.seeds)
         if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
-            raise ValueError(f"seeds must be non-negative integers, got {self.seeds!r}")
+            raise UsageError(f"seeds must be non-negative integers, got {self.seeds!r}")
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {self.seeds!r}")
+            raise UsageError(f"seeds must be distinct, got {self.seeds!r}")
         object.__setattr__(self, "seeds", seeds)
         for name in ("n_trials", "eval_batch_size", "anchor_trials"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"BenchProtocol.{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"BenchProtocol.{name} must be a positive integer, got {value!r}")
         config = self.train_config(seeds[0])  # validates preset, dataset, overrides
         from agents.schedule import resolve_schedule
 
@@ -244,7 +246,11 @@ class RunResult:
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
-        return cls(**json.loads(Path(path).read_text()))
+        data = read_json(path)
+        try:
+            return cls(**data)
+        except TypeError as error:  # missing or unknown fields, or not a JSON object
+            raise CorruptFileError(f"{path} is not a benchmark result ({error})") from None
 
 
 def run_dir_of(runs_dir: str | Path, arch: BenchArchitecture, seed: int) -> Path:
@@ -255,6 +261,19 @@ def run_dir_of(runs_dir: str | Path, arch: BenchArchitecture, seed: int) -> Path
 def is_finished(run_dir: str | Path) -> bool:
     """The run holds its final weights and its measured result."""
     return (Path(run_dir) / "model.pt").is_file() and (Path(run_dir) / RESULT_FILE).is_file()
+
+
+def check_architectures(archs: list[BenchArchitecture], protocol: BenchProtocol) -> None:
+    """Builds every plug-in architecture once with the protocol's sizes, so that a factory that
+    does not follow the recurrent protocol fails before any run trains (UsageError naming it)."""
+    from agents.architectures import BUILTIN, build_architecture
+    from memenv.data import FRAME_SHAPES
+
+    config = protocol.train_config(protocol.seeds[0])
+    obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
+    for arch in archs:
+        if arch.spec not in BUILTIN:
+            build_architecture(arch.spec, config.hidden_size, obs_dim, seed=config.seed)
 
 
 def run_one(
@@ -388,7 +407,7 @@ def _n_parameters(model) -> int:
 
 def _train_seconds(run_dir: Path) -> float:
     info = run_dir / "run.json"
-    return float(json.loads(info.read_text()).get("elapsed_s", math.nan)) if info.is_file() else 0.0
+    return float(read_json(info).get("elapsed_s", math.nan)) if info.is_file() else 0.0
 
 
 def load_results(

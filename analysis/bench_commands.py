@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memenv.cli_args import apply_threads, device, int_list, positive_float, positive_int
+
 DEFAULT_ARCHS = "rnn,gru,lstm,lru,mingru,transformer"
 
 
@@ -46,52 +48,58 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="your own model: factory(hidden_size=..., obs_dim=...) returning an nn.Module that "
         "follows agents.RecurrentAgent (repeatable)",
     )
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument(
+        "--seeds", type=int_list(0), default=(0, 1, 2), help="comma-separated seeds (default 0,1,2)"
+    )
     parser.add_argument(
         "--preset", choices=("fast", "paper"), default="fast", help="training preset (default fast)"
     )
     parser.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
     parser.add_argument("--curriculum", default="none", help="none, decu, vocu, adaptive-...")
-    parser.add_argument("--curriculum-scale", type=float, default=1.0, help="curriculum stretch")
-    parser.add_argument("--hidden-size", type=int, default=None, help="units (default: preset's)")
     parser.add_argument(
-        "--total-steps", type=int, default=None, help="training steps (default: preset's)"
+        "--curriculum-scale", type=positive_float, default=1.0, help="curriculum stretch"
     )
-    parser.add_argument("--batch-size", type=int, default=None, help="trials per training step")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument(
+        "--hidden-size", type=positive_int, default=None, help="units (default: preset's)"
+    )
+    parser.add_argument(
+        "--total-steps", type=positive_int, default=None, help="training steps (default: preset's)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help="trials per training step"
+    )
+    parser.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate")
     parser.add_argument("--data-root", default=None, help="data folder (else $MEMENV_DATA)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--n-trials", type=int, default=1000, help="evaluation trials per delay (default 1000)"
+        "--n-trials",
+        type=positive_int,
+        default=1000,
+        help="evaluation trials per delay (default 1000)",
     )
     parser.add_argument(
-        "--eval-batch-size", type=int, default=100, help="evaluation trials run at once"
+        "--eval-batch-size", type=positive_int, default=100, help="evaluation trials run at once"
     )
     parser.add_argument(
-        "--anchor-trials", type=int, default=100, help="trials per class for the class centres"
+        "--anchor-trials",
+        type=positive_int,
+        default=100,
+        help="trials per class for the class centres",
     )
     parser.add_argument(
         "--out", default="runs/bench", help="folder of the run directories (default runs/bench)"
     )
     parser.add_argument("--report", default=None, help="folder of the report (default: --out)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs at once, one process each"
+    )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch CPU threads per run (default: torch's; 1 with --jobs 2 on 2 cores)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from error
-    if not values:
-        raise ValueError(f"{option} must list at least one integer, got {text!r}")
-    return values
 
 
 def protocol_from_args(args: argparse.Namespace):
@@ -100,7 +108,7 @@ def protocol_from_args(args: argparse.Namespace):
 
     return BenchProtocol(
         preset=args.preset, dataset=args.dataset, curriculum=args.curriculum,
-        curriculum_scale=args.curriculum_scale, seeds=_int_list(args.seeds, "--seeds"),
+        curriculum_scale=args.curriculum_scale, seeds=tuple(args.seeds),
         hidden_size=args.hidden_size, total_steps=args.total_steps, batch_size=args.batch_size,
         lr=args.lr, data_root=args.data_root, device=args.device, n_trials=args.n_trials,
         eval_batch_size=args.eval_batch_size, anchor_trials=args.anchor_trials,
@@ -111,16 +119,18 @@ def run_bench(args: argparse.Namespace) -> int:
     """Runs the missing runs, then writes the report; prints what it wrote. Returns 0."""
     from tqdm.auto import tqdm
 
-    from analysis.bench import is_finished, resolve_architectures, run_dir_of
+    from analysis.bench import (
+        check_architectures,
+        is_finished,
+        resolve_architectures,
+        run_dir_of,
+    )
 
-    for option in ("jobs", "threads"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise ValueError(f"--{option} must be >= 1, got {value}")
     protocol = protocol_from_args(args)
     archs = resolve_architectures(
         [a.strip() for a in args.archs.split(",") if a.strip()], args.models
     )
+    check_architectures(archs, protocol)
     out = Path(args.out)
     report = Path(args.report) if args.report else out
     started = time.perf_counter()
@@ -141,10 +151,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.jobs == 1:
         from analysis.bench import run_one
 
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
+        apply_threads(args.threads)
         for arch, seed in todo:
             bar.set_postfix_str(f"{arch.name} seed {seed}")
             result = run_one(arch, seed, protocol, out, progress=not args.no_progress, meta=code)
@@ -225,6 +232,8 @@ def canonical_command(args: argparse.Namespace) -> str:
                "eval_batch_size", "anchor_trials", "out", "report", "jobs", "threads")  # fmt: skip
     for name in options:
         value = getattr(args, name)
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
         if value is not None:
             parts += [f"--{name.replace('_', '-')}", str(value)]
     return shlex.join(parts)

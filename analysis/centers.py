@@ -31,6 +31,7 @@ from analysis.npz import load_npz, save_npz
 from analysis.protocol import FlatDynamics
 from analysis.slow_points import as_dynamics, trigger_input
 from memenv import DelayedRecallTask, TrialSpec
+from memenv.errors import UsageError
 
 AUTHORS_TRIALS_PER_CLASS = 100
 AUTHORS_SETTLE_STEPS = 15
@@ -66,21 +67,21 @@ class ClassCenters:
     def __post_init__(self) -> None:
         self.centers = np.asarray(self.centers, dtype=np.float64)
         if self.centers.ndim != 2:
-            raise ValueError(f"centers must be [K, N], got shape {self.centers.shape}")
+            raise UsageError(f"centers must be [K, N], got shape {self.centers.shape}")
         k, n = self.centers.shape
         for name, dtype in (("classes", np.int64), ("n_correct", np.int64), ("n_trials", np.int64)):
             value = np.asarray(getattr(self, name), dtype=dtype)
             if value.shape != (k,):
-                raise ValueError(f"{name} must have shape {(k,)}, got {value.shape}")
+                raise UsageError(f"{name} must have shape {(k,)}, got {value.shape}")
             setattr(self, name, value)
         self.states = np.asarray(self.states, dtype=np.float64)
         if self.states.ndim != 2 or self.states.shape[1] != n:
-            raise ValueError(f"states must be [B, {n}], got shape {self.states.shape}")
+            raise UsageError(f"states must be [B, {n}], got shape {self.states.shape}")
         b = self.states.shape[0]
         for name, dtype in (("trial_labels", np.int64), ("correct", np.bool_)):
             value = np.asarray(getattr(self, name), dtype=dtype)
             if value.shape != (b,):
-                raise ValueError(f"{name} must have shape {(b,)}, got {value.shape}")
+                raise UsageError(f"{name} must have shape {(b,)}, got {value.shape}")
             setattr(self, name, value)
         self.settle_steps = int(self.settle_steps)
         self.noise_scale = float(self.noise_scale)
@@ -154,9 +155,9 @@ def class_centers(
             gives the feature-space one of a front-end model).
     """
     if settle_steps < 1:
-        raise ValueError(f"settle_steps must be >= 1, got {settle_steps}")
+        raise UsageError(f"settle_steps must be >= 1, got {settle_steps}")
     if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+        raise UsageError(f"n_per_class must be >= 1, got {n_per_class}")
     dynamics = as_dynamics(model, dtype, device)
     n_classes = task.config.n_classes if n_classes is None else n_classes
     rng = torch.Generator(device=dynamics.device).manual_seed(seed)
@@ -218,7 +219,7 @@ def state_trajectories(
         (``trajectories[:, t]`` after frame t), B = ``n_per_class`` x classes.
     """
     if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        raise UsageError(f"n_steps must be >= 1, got {n_steps}")
     dynamics = as_dynamics(model, dtype, device)
     n_classes = task.config.n_classes if n_classes is None else n_classes
     rng = torch.Generator(device=dynamics.device).manual_seed(seed)

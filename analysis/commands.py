@@ -18,6 +18,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from memenv.cli_args import (
+    add_threads_option,
+    apply_threads,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+)
+from memenv.errors import MissingFileError, UsageError
+
 
 def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``memenv analyze``."""
@@ -36,34 +45,44 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
         "(the paper's, 100,000 iterations: slow); default: newton",
     )
     parser.add_argument(
-        "--adam-iterations", type=int, default=None, help="Adam iterations (paper: 100000)"
+        "--adam-iterations", type=positive_int, default=None, help="Adam iterations (paper: 100000)"
     )
-    parser.add_argument("--member", type=int, default=None, help="ensemble member (default 0)")
-    parser.add_argument("--trials", type=int, default=100, help="trials per class for centres")
     parser.add_argument(
-        "--settle-steps", type=int, default=15, help="steps from the image to the centre state"
+        "--member", type=nonnegative_int, default=None, help="ensemble member (default 0)"
+    )
+    parser.add_argument(
+        "--trials", type=positive_int, default=100, help="trials per class for centres"
+    )
+    parser.add_argument(
+        "--settle-steps",
+        type=positive_int,
+        default=15,
+        help="steps from the image to the centre state",
     )
     parser.add_argument(
         "--noise-scale",
-        type=float,
+        type=nonnegative_float,
         default=1.0,
         help="noise std for the centres in pixel-std units (1: the task's; the authors' MNIST "
         "script used 1/3)",
     )
     parser.add_argument(
-        "--extra-per-class", type=int, default=5, help="searches from single trials per class"
+        "--extra-per-class",
+        type=nonnegative_int,
+        default=5,
+        help="searches from single trials per class",
     )
     parser.add_argument(
-        "--long-delay", type=int, default=60, help="delay of the per-class accuracy"
+        "--long-delay", type=positive_int, default=60, help="delay of the per-class accuracy"
     )
     parser.add_argument(
-        "--accuracy-trials", type=int, default=1000, help="trials per accuracy measurement"
+        "--accuracy-trials", type=positive_int, default=1000, help="trials per accuracy measurement"
     )
     parser.add_argument(
         "--no-backtrack", action="store_true", help="skip backtracking through checkpoints"
     )
     parser.add_argument(
-        "--max-checkpoints", type=int, default=12, help="checkpoints used for backtracking"
+        "--max-checkpoints", type=positive_int, default=12, help="checkpoints used for backtracking"
     )
     parser.add_argument(
         "--cell-speed",
@@ -72,14 +91,9 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
         help="LSTM cell state in the speed: tanh(c) as the paper (default), or raw c, which "
         "keeps searches from running off along saturated cell coordinates",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of trials and noise")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of trials and noise")
     parser.add_argument("--no-figures", action="store_true", help="write no figures")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: torch's; 1 is often faster on a busy machine)",
-    )
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -90,16 +104,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
     search_options: dict[str, Any] = {}
     if args.adam_iterations is not None:
         if args.method != "adam":
-            raise ValueError("--adam-iterations needs --method adam")
+            raise UsageError("--adam-iterations needs --method adam")
         search_options["iterations"] = int(args.adam_iterations)
         search_options["lr_drop_at"] = int(0.4 * args.adam_iterations)
-    for name in ("trials", "settle_steps", "long_delay", "accuracy_trials", "max_checkpoints"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.extra_per_class < 0:
-        raise ValueError(f"--extra-per-class must be >= 0, got {args.extra_per_class}")
-    if args.noise_scale < 0:
-        raise ValueError(f"--noise-scale must be >= 0, got {args.noise_scale}")
     return AnalysisOptions(
         method=args.method,
         n_per_class=args.trials,
@@ -123,16 +130,11 @@ def run_analyze(args: argparse.Namespace) -> int:
     from analysis.speed_accuracy import from_class_tables
 
     options = options_from_args(args)
-    if args.threads is not None:
-        import torch
-
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     run_dirs = [Path(d) for d in args.run_dirs]
     for run_dir in run_dirs:
         if not (run_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+            raise MissingFileError(f"{run_dir} is not a run directory (no config.json)")
     several = len(run_dirs) > 1
     base_out = Path(args.out) if args.out else (Path("analysis") if several else None)
     tables, names = [], []

@@ -23,6 +23,7 @@ from torch import nn
 
 from analysis.protocol import model_device_dtype
 from memenv import DelayedRecallTask
+from memenv.errors import UsageError
 
 DEFAULT_FEATURE_FRAMES = 1000
 """Noise frames averaged for the mean feature input."""
@@ -49,7 +50,7 @@ class FeatureInputModel(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         if not has_frontend(model):
-            raise ValueError(f"{type(model).__name__} has no front-end with encode/cell_step")
+            raise UsageError(f"{type(model).__name__} has no front-end with encode/cell_step")
         self.inner = model
 
     def initial_state(self, batch_size: int) -> Any:
@@ -75,7 +76,7 @@ def mean_feature_input(
     """The mean of ``model.encode`` over ``n_frames`` noise frames (trigger 0): float64
     ``[F + 1]``, its last element (the trigger) 0."""
     if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        raise UsageError(f"n_frames must be >= 1, got {n_frames}")
     device, dtype = model_device_dtype(model)
     rng = torch.Generator(device=device).manual_seed(int(seed))
     total: torch.Tensor | None = None

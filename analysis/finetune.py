@@ -17,7 +17,6 @@ Every piece is written when finished, so a killed call resumes where it stopped.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.checkpoint import read_json, read_jsonl
 from analysis.regularizer import (
     PAPER_LAMBDA,
     PAPER_NOISE_DRAWS,
@@ -35,6 +35,7 @@ from analysis.regularizer import (
     check_mode,
     compute_anchors,
 )
+from memenv.errors import MissingFileError, UsageError
 
 FINETUNE_PRESETS = ("paper", "fast")
 EVAL_DELAYS = (4, 10, 19, 40, 100, 200, 500, 1000, 2000)
@@ -88,13 +89,13 @@ class RegularizeConfig:
         for name in ("total_steps", "n_noise", "n_per_class", "settle_steps", "eval_trials"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
+                raise UsageError(
                     f"RegularizeConfig.{name} must be a positive integer, got {value!r}"
                 )
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"RegularizeConfig.lr must be a positive number, got {self.lr!r}")
+            raise UsageError(f"RegularizeConfig.lr must be a positive number, got {self.lr!r}")
         if not self.eval_delays or any(int(d) < 1 for d in self.eval_delays):
-            raise ValueError(f"eval_delays must be positive integers, got {self.eval_delays!r}")
+            raise UsageError(f"eval_delays must be positive integers, got {self.eval_delays!r}")
 
     def lam_for(self, dataset: str) -> float:
         """The weight used on ``dataset``."""
@@ -111,7 +112,7 @@ def finetune_preset(name: str, dataset: str = "mnist", **overrides: Any) -> Regu
     ``fast``: for `agents.preset("fast")` runs: 1,000 steps at lr 1e-4 (the fast preset's
     final learning rate), the paper's lambda."""
     if name not in FINETUNE_PRESETS:
-        raise ValueError(f"preset must be one of {FINETUNE_PRESETS}, got {name!r}")
+        raise UsageError(f"preset must be one of {FINETUNE_PRESETS}, got {name!r}")
     if name == "paper":
         values: dict[str, Any] = {
             "total_steps": 5_000,
@@ -229,15 +230,15 @@ def regularize_run(
     config = config or RegularizeConfig()
     run_dir = Path(run_dir)
     if not (run_dir / "model.pt").is_file():
-        raise FileNotFoundError(f"{run_dir} holds no finished run (no model.pt)")
+        raise MissingFileError(f"{run_dir} holds no finished run (no model.pt)")
     source_config = TrainConfig.from_json(run_dir / "config.json")
     if source_config.n_members > 1 and member is None:
-        raise ValueError(f"{run_dir} is an ensemble of {source_config.n_members}; pass member")
+        raise UsageError(f"{run_dir} is an ensemble of {source_config.n_members}; pass member")
     out_dir = (
         Path(out_dir) if out_dir is not None else default_out_dir(run_dir, config.mode, member)
     )
     if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
-        raise ValueError(f"out_dir {out_dir} must lie outside the source run {run_dir}")
+        raise UsageError(f"out_dir {out_dir} must lie outside the source run {run_dir}")
     lam = config.lam_for(source_config.dataset)
     before_file = Path(before_file) if before_file else out_dir / "accuracy_before.json"
     ft_config = source_config.replace(
@@ -378,13 +379,13 @@ def _metrics(out_dir: Path) -> list[dict[str, Any]]:
     path = out_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def _load_result(out_dir: Path) -> RegularizeResult:
     from agents.evaluate import DelayAccuracy
 
-    data = json.loads((out_dir / "regularize.json").read_text())
+    data = read_json(out_dir / "regularize.json")
 
     def maybe(name: str) -> Any:
         path = out_dir / f"{name}.json"
@@ -474,7 +475,7 @@ def train_with_speed_penalty(
     check_mode(mode)
     lam = 0.0 if mode == "control" else PAPER_LAMBDA[train_config.dataset] if lam is None else lam
     if train_config.n_members != 1:
-        raise ValueError(f"the penalty needs n_members = 1, got {train_config.n_members}")
+        raise UsageError(f"the penalty needs n_members = 1, got {train_config.n_members}")
     task = DelayedRecallTask(
         train_config.task_config(), root=train_config.data_root, download=train_config.download
     )

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from memenv.errors import UsageError
+
 FORMAT_VERSION = 1
 
 
@@ -20,13 +22,13 @@ def save_npz(path: str | os.PathLike, kind: str, arrays: dict[str, Any]) -> None
     """Writes ``arrays`` plus ``_kind`` / ``_format`` to ``path`` (parents created)."""
     bad = [k for k in arrays if k.startswith("_")]
     if bad:
-        raise ValueError(f"keys starting with '_' are reserved: {bad}")
+        raise UsageError(f"keys starting with '_' are reserved: {bad}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = {key: np.asarray(value) for key, value in arrays.items()}
     for key, value in payload.items():
         if value.dtype == object:
-            raise ValueError(f"{key}: object arrays are not stored (no pickles)")
+            raise UsageError(f"{key}: object arrays are not stored (no pickles)")
     with open(target, "wb") as handle:
         np.savez(handle, _kind=np.asarray(kind), _format=np.asarray(FORMAT_VERSION), **payload)
 
@@ -40,8 +42,8 @@ def load_npz(path: str | os.PathLike, kind: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:
         found = str(archive["_kind"]) if "_kind" in archive.files else None
         if found != kind:
-            raise ValueError(f"{path} holds {found!r}, not {kind!r}")
+            raise UsageError(f"{path} holds {found!r}, not {kind!r}")
         version = int(archive["_format"])
         if version > FORMAT_VERSION:
-            raise ValueError(f"{path} has format {version}; this memenv reads <= {FORMAT_VERSION}")
+            raise UsageError(f"{path} has format {version}; this memenv reads <= {FORMAT_VERSION}")
         return {key: archive[key] for key in archive.files if not key.startswith("_")}

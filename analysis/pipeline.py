@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from agents.checkpoint import read_jsonl
 from analysis.backtrack import Lineage, backtrack
 from analysis.centers import ClassCenters, class_centers, state_trajectories
 from analysis.features import analysis_view
@@ -32,6 +33,7 @@ from analysis.speed_accuracy import (
     speeds_at,
 )
 from memenv import DelayedRecallTask
+from memenv.errors import MissingFileError
 
 DEFAULT_LONG_DELAY = 60
 """Delay of the 'long-delay accuracy': three trial lengths, well past the trained 4..19."""
@@ -240,7 +242,7 @@ def run_info(run_dir: str | Path, member: int | None = None) -> RunInfo:
     run_dir = Path(run_dir)
     config_file = run_dir / "config.json"
     if not config_file.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+        raise MissingFileError(f"{run_dir} is not a run directory (no config.json)")
     config = TrainConfig.from_json(config_file)
     if config.n_members > 1 and member is None:
         member = 0
@@ -279,10 +281,7 @@ def _logged_vocabulary(path: Path) -> list[tuple[int, int]]:
     if not path.is_file():
         return []
     pairs = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record in read_jsonl(path):
         value = record.get("n_classes", 10)
         if isinstance(value, list):  # adaptive ensembles log one value per member
             value = value[0]

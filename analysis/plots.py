@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from analysis.backtrack import Lineage
 from analysis.slow_points import SlowPoints
 from analysis.speed_accuracy import ClassSpeedAccuracy, NetworkSpeedAccuracy
+from memenv.errors import UsageError
 
 
 def class_color(label: int) -> Any:
@@ -152,7 +153,7 @@ def plot_spectra(points: SlowPoints, max_points: int = 12, title: str | None = N
     """Eigenvalues of dF/ds at (up to ``max_points``, slowest first) points, with the unit
     circle; colour = readout label."""
     if points.eigenvalues is None:
-        raise ValueError(
+        raise UsageError(
             "these slow points carry no eigenvalues (find_slow_points(eigenvalues=True))"
         )
     order = np.argsort(points.speeds, kind="stable")[:max_points]

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from analysis.jacobians import closed_form_jacobian
+from memenv.errors import ArgumentTypeError, UsageError
 
 N_OUTPUTS = 11
 """Output classes of the task: 0 = null, k = data-set class k - 1."""
@@ -54,7 +55,7 @@ def _flatten_tree(state: Any) -> tuple[list[torch.Tensor], Any]:
             leaves.extend(sub_leaves)
             children.append((len(sub_leaves), sub_def))
         return leaves, (type(state), children)
-    raise TypeError(
+    raise ArgumentTypeError(
         f"a model state must be a tensor or a tuple/list of tensors, got {type(state).__name__}"
     )
 
@@ -102,7 +103,7 @@ class StateLayout:
         leaves1, treedef = _flatten_tree(state_b1)
         leaves2, treedef2 = _flatten_tree(state_b2)
         if len(leaves1) != len(leaves2) or _describe(treedef) != _describe(treedef2):
-            raise ValueError("initial_state(1) and initial_state(2) have different structures")
+            raise UsageError("initial_state(1) and initial_state(2) have different structures")
         self.treedef = treedef
         self.leaves: list[_Leaf] = []
         for i, (a, b) in enumerate(zip(leaves1, leaves2, strict=True)):
@@ -116,7 +117,7 @@ class StateLayout:
                     2,
                 )
             ):
-                raise ValueError(
+                raise UsageError(
                     f"state leaf {i}: cannot find its batch dimension from shapes "
                     f"{tuple(a.shape)} (B=1) and {tuple(b.shape)} (B=2)"
                 )
@@ -132,7 +133,7 @@ class StateLayout:
             cell_state_leaves = (1,) if is_pair else ()
         bad = [i for i in cell_state_leaves if not 0 <= i < len(self.leaves)]
         if bad:
-            raise ValueError(f"cell_state_leaves {bad} out of range for {len(self.leaves)} leaves")
+            raise UsageError(f"cell_state_leaves {bad} out of range for {len(self.leaves)} leaves")
         self.cell_state_leaves = tuple(sorted(set(cell_state_leaves)))
         self.n_state = sum(leaf.size for leaf in self.leaves)
         mask = np.zeros(self.n_state, dtype=bool)
@@ -158,12 +159,12 @@ class StateLayout:
         """A model state -> ``[B, N]`` (batch first, leaves concatenated)."""
         leaves, _ = _flatten_tree(state)
         if len(leaves) != len(self.leaves):
-            raise ValueError(f"state has {len(leaves)} tensors, the layout {len(self.leaves)}")
+            raise UsageError(f"state has {len(leaves)} tensors, the layout {len(self.leaves)}")
         parts = []
         for tensor, leaf in zip(leaves, self.leaves, strict=True):
             moved = tensor.movedim(leaf.batch_dim, 0)
             if tuple(moved.shape[1:]) != leaf.shape_without_batch:
-                raise ValueError(
+                raise UsageError(
                     f"state leaf of shape {tuple(tensor.shape)} does not match the layout "
                     f"{leaf.shape_without_batch} (batch dim {leaf.batch_dim})"
                 )
@@ -173,7 +174,7 @@ class StateLayout:
     def unflatten(self, states_bxn: torch.Tensor) -> Any:
         """``[B, N]`` -> a model state with the layout's structure."""
         if states_bxn.dim() != 2 or states_bxn.shape[1] != self.n_state:
-            raise ValueError(f"want [B, {self.n_state}] states, got {tuple(states_bxn.shape)}")
+            raise UsageError(f"want [B, {self.n_state}] states, got {tuple(states_bxn.shape)}")
         batch = states_bxn.shape[0]
         leaves = []
         start = 0
@@ -247,7 +248,7 @@ class FlatDynamics:
         closed_form: bool = True,
     ) -> None:
         if cell_speed not in CELL_SPEEDS:
-            raise ValueError(f"cell_speed must be one of {CELL_SPEEDS}, got {cell_speed!r}")
+            raise UsageError(f"cell_speed must be one of {CELL_SPEEDS}, got {cell_speed!r}")
         self.cell_speed = cell_speed
         self.model = analysis_copy(model, dtype, device) if copy_model else model
         self.device, self.dtype = model_device_dtype(self.model)
@@ -268,11 +269,11 @@ class FlatDynamics:
         if states_bxn.dim() == 1:
             states_bxn = states_bxn[None]
         if states_bxn.dim() != 2 or states_bxn.shape[1] != self.n_state:
-            raise ValueError(
+            raise UsageError(
                 f"states must be [B, {self.n_state}] for this model, got {tuple(states_bxn.shape)}"
             )
         if not torch.isfinite(states_bxn).all():
-            raise ValueError("states contain NaN or infinite values")
+            raise UsageError("states contain NaN or infinite values")
         return states_bxn
 
     def as_input(self, input_x: Any) -> torch.Tensor:
@@ -281,7 +282,7 @@ class FlatDynamics:
         if x_1xd.dim() == 1:
             x_1xd = x_1xd[None]
         if x_1xd.dim() != 2 or x_1xd.shape[0] != 1:
-            raise ValueError(f"input must be [D] or [1, D], got {tuple(x_1xd.shape)}")
+            raise UsageError(f"input must be [D] or [1, D], got {tuple(x_1xd.shape)}")
         return x_1xd
 
     def clip(self, states_bxn: torch.Tensor, bound: float | None) -> torch.Tensor:
@@ -358,7 +359,7 @@ class FlatDynamics:
         """
         fn = {"transition": self.step, "residual": self.residual}.get(of)
         if fn is None:
-            raise ValueError(f"of must be 'transition' or 'residual', got {of!r}")
+            raise UsageError(f"of must be 'transition' or 'residual', got {of!r}")
         chunk_size = chunk_size or self.default_chunk_size()
         if self.step_jacobian is not None:
             parts = [
@@ -424,5 +425,5 @@ class FlatDynamics:
             stepped = self.step(states_bxn, trigger_x_1xd)
             logits = self.model.readout(self.layout.unflatten(stepped))
             if logits.shape[-1] != N_OUTPUTS:
-                raise ValueError(f"readout must give {N_OUTPUTS} logits, got {logits.shape[-1]}")
+                raise UsageError(f"readout must give {N_OUTPUTS} logits, got {logits.shape[-1]}")
             return logits[:, : n_classes + 1].argmax(dim=1) - 1

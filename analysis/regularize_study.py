@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.intervals import t_interval
+from memenv.errors import UsageError
 
 MODES = ("center", "slow", "control")
 
@@ -70,10 +71,10 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.n_seeds, bool) or not isinstance(self.n_seeds, int) or self.n_seeds < 1:
-            raise ValueError(f"n_seeds must be a positive integer, got {self.n_seeds!r}")
+            raise UsageError(f"n_seeds must be a positive integer, got {self.n_seeds!r}")
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
-            raise ValueError(f"modes must be among {MODES}, got {list(self.modes)!r}")
+            raise UsageError(f"modes must be among {MODES}, got {list(self.modes)!r}")
 
 
 def _base_config(study: StudyConfig, cell: str, seed: int, n_members: int) -> Any:

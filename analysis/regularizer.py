@@ -36,6 +36,7 @@ from analysis.protocol import FlatDynamics, model_device_dtype
 from analysis.slow_points import find_slow_points
 from analysis.speed_accuracy import speeds_at
 from memenv import DelayedRecallTask
+from memenv.errors import UsageError
 
 ANCHOR_MODES = ("center", "slow", "control")
 PAPER_LAMBDA = {"mnist": 1e-3, "fashion-mnist": 1e-3, "cifar10": 1e-2}
@@ -45,17 +46,17 @@ PAPER_NOISE_DRAWS = 10
 
 def check_mode(mode: Any) -> str:
     if mode not in ANCHOR_MODES:
-        raise ValueError(f"mode must be one of {ANCHOR_MODES}, got {mode!r}")
+        raise UsageError(f"mode must be one of {ANCHOR_MODES}, got {mode!r}")
     return mode
 
 
 def check_lam(lam: Any, mode: str) -> float:
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        raise UsageError(f"lam must be a finite number >= 0, got {lam!r}")
     if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam!r}")
+        raise UsageError(f"lam must be >= 0, got {lam!r}")
     if mode == "control" and lam != 0:
-        raise ValueError(f"mode 'control' means lam = 0, got lam={lam!r}")
+        raise UsageError(f"mode 'control' means lam = 0, got lam={lam!r}")
     return float(lam)
 
 
@@ -81,13 +82,13 @@ class Anchors:
     def __post_init__(self) -> None:
         self.states = np.asarray(self.states, dtype=np.float64)
         if self.states.ndim != 2:
-            raise ValueError(f"states must be [K, N], got shape {self.states.shape}")
+            raise UsageError(f"states must be [K, N], got shape {self.states.shape}")
         k = self.states.shape[0]
         self.classes = np.asarray(self.classes, dtype=np.int64)
         self.speeds = np.asarray(self.speeds, dtype=np.float64)
         for name in ("classes", "speeds"):
             if getattr(self, name).shape != (k,):
-                raise ValueError(f"{name} must have shape {(k,)}, got {getattr(self, name).shape}")
+                raise UsageError(f"{name} must have shape {(k,)}, got {getattr(self, name).shape}")
         check_mode(self.mode)
         self.step = int(self.step)
 
@@ -192,17 +193,17 @@ class SpeedPenalty:
         self.mode = check_mode(anchors.mode)
         self.lam = check_lam(lam, self.mode)
         if isinstance(n_noise, bool) or not isinstance(n_noise, int) or n_noise < 1:
-            raise ValueError(f"n_noise must be a positive integer, got {n_noise!r}")
+            raise UsageError(f"n_noise must be a positive integer, got {n_noise!r}")
         if recompute_every is not None and (
             isinstance(recompute_every, bool)
             or not isinstance(recompute_every, int)
             or recompute_every < 1
         ):
-            raise ValueError(
+            raise UsageError(
                 f"recompute_every must be a positive integer or None, got {recompute_every!r}"
             )
         if not anchors.valid.any():
-            raise ValueError("no valid anchor: the network answers no class correctly")
+            raise UsageError("no valid anchor: the network answers no class correctly")
         self.anchors = anchors
         self.task = task
         self.n_noise = n_noise
@@ -277,14 +278,24 @@ class SpeedPenalty:
     # -------------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:
         rng_state = self._rng.get_state() if self._rng is not None else self._rng_state
+        # tensors and plain values only: resume.pt is read with torch.load(weights_only=True)
+        anchors = {f: getattr(self.anchors, f) for f in self.anchors.__dataclass_fields__}
         return {
-            "anchors": {f: getattr(self.anchors, f) for f in self.anchors.__dataclass_fields__},
+            "anchors": {
+                f: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                for f, v in anchors.items()
+            },
             "rng": rng_state,
             "history": self.history,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.anchors = Anchors(**state["anchors"])
+        self.anchors = Anchors(
+            **{
+                f: v.numpy() if isinstance(v, torch.Tensor) else v
+                for f, v in state["anchors"].items()
+            }
+        )
         self.history = list(state["history"])
         self._rng_state = state["rng"]
         if self._rng is not None and self._rng_state is not None:

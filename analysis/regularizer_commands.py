@@ -19,6 +19,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from memenv.cli_args import (
+    add_threads_option,
+    apply_threads,
+    device,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+from memenv.errors import MissingFileError
+
 
 def add_regularize_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``memenv regularize``."""
@@ -41,49 +52,54 @@ def add_regularize_arguments(parser: argparse.ArgumentParser) -> None:
         help="paper: 5,000 steps, lr 1e-5 (CIFAR-10 1e-4); fast: 1,000 steps, lr 1e-4 "
         "(for fast-preset runs); default: paper",
     )
-    parser.add_argument("--lam", type=float, default=None, help="penalty weight (paper's default)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (preset's default)")
-    parser.add_argument("--steps", type=int, default=None, help="steps (preset's default)")
     parser.add_argument(
-        "--noise-draws", type=int, default=None, help="noise frames per anchor (paper: 10)"
+        "--lam", type=nonnegative_float, default=None, help="penalty weight (paper's default)"
+    )
+    parser.add_argument(
+        "--lr", type=positive_float, default=None, help="learning rate (preset's default)"
+    )
+    parser.add_argument("--steps", type=positive_int, default=None, help="steps (preset's default)")
+    parser.add_argument(
+        "--noise-draws", type=positive_int, default=None, help="noise frames per anchor (paper: 10)"
     )
     parser.add_argument(
         "--anchor-every",
-        type=int,
+        type=positive_int,
         default=None,
         help="recompute the anchors every N steps (default: fixed anchors, as in the paper; "
         "--from-scratch: 250)",
     )
-    parser.add_argument("--member", type=int, default=None, help="ensemble member to fine-tune")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning trials")
+    parser.add_argument(
+        "--member", type=nonnegative_int, default=None, help="ensemble member to fine-tune"
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the fine-tuning trials"
+    )
     parser.add_argument("--out", default=None, help="new run directory (default RUN_DIR-<mode>)")
     parser.add_argument(
-        "--eval-trials", type=int, default=1000, help="trials per delay for before/after"
+        "--eval-trials", type=positive_int, default=1000, help="trials per delay for before/after"
     )
     parser.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--from-scratch",
         action="store_true",
         help="train a new network with the penalty instead (fast preset; see --cell)",
     )
     parser.add_argument("--cell", default=None, help="--from-scratch: gru, lstm or rnn")
-    parser.add_argument("--hidden-size", type=int, default=None, help="--from-scratch: units")
+    parser.add_argument(
+        "--hidden-size", type=positive_int, default=None, help="--from-scratch: units"
+    )
     parser.add_argument(
         "--data-root", default=None, help="--from-scratch: data folder (else $MEMENV_DATA)"
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
-    )
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run_regularize(args: argparse.Namespace) -> int:
     """Runs one of the two forms and prints what it wrote."""
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     if args.from_scratch:
         return _from_scratch(args)
     from agents.config import TrainConfig
@@ -91,7 +107,7 @@ def run_regularize(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+        raise MissingFileError(f"{run_dir} is not a run directory (no config.json)")
     dataset = TrainConfig.from_json(run_dir / "config.json").dataset
     overrides = {
         "mode": args.mode,

@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from agents.checkpoint import read_json
 from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.pipeline import AnalysisOptions, analysis_task, analyze_run, vocabulary_function
 from analysis.regularize_study import MODES, plot_study, study_table, table_markdown
+from memenv.errors import MissingFileError, UsageError
 
 PRESETS = ("fast", "paper", "demo", "tiny")
 CURRICULA = ("none", "vocu", "decu")
@@ -131,7 +133,7 @@ class ReproduceConfig:
         from memenv.config import DATASETS
 
         def fail(name: str, want: str) -> None:
-            raise ValueError(f"ReproduceConfig.{name} must be {want}, got {getattr(self, name)!r}")
+            raise UsageError(f"ReproduceConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
         if self.preset not in PRESETS:
             fail("preset", f"one of {PRESETS}")
@@ -325,7 +327,7 @@ def _regularize(config: ReproduceConfig, out: Path, job: Job) -> None:
 def _finished_run(out: Path, job: Job) -> Path:
     run_dir = train_dir(out, job.cell, job.curriculum)
     if not (run_dir / "model.pt").is_file():
-        raise FileNotFoundError(f"training of {run_name(job.cell, job.curriculum)} is not finished")
+        raise MissingFileError(f"training of {run_name(job.cell, job.curriculum)} is not finished")
     return run_dir
 
 
@@ -394,10 +396,10 @@ def run_reproduce(
         report), "failures" (job, error), "ran" (jobs run in this call)}``.
     """
     if stop_after is not None and stop_after not in STAGES:
-        raise ValueError(f"stop_after must be one of {STAGES}, got {stop_after!r}")
+        raise UsageError(f"stop_after must be one of {STAGES}, got {stop_after!r}")
     for name, value in (("jobs", jobs), ("threads", 1 if threads is None else threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise UsageError(f"{name} must be a positive integer, got {value!r}")
     out = Path(out_dir)
     report = Path(report_dir) if report_dir is not None else out / "report"
     _check_config(config, out)
@@ -526,13 +528,13 @@ def _check_config(config: ReproduceConfig, out: Path) -> None:
     path = out / "config.json"
     current = config.to_dict()
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = read_json(path)
         differ = sorted(
             k for k in set(saved) | set(current)
             if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k)
         )  # fmt: skip
         if differ:
-            raise ValueError(
+            raise UsageError(
                 f"{out} holds a study with other settings: {', '.join(differ)} differ "
                 f"(saved {[saved.get(k) for k in differ]!r}); use another --out"
             )
@@ -545,7 +547,7 @@ def _add_wall(out: Path, seconds: float) -> None:
     from agents.checkpoint import write_json
 
     path = out / "wall.json"
-    total = json.loads(path.read_text())["wall_s"] if path.is_file() else 0.0
+    total = read_json(path)["wall_s"] if path.is_file() else 0.0
     write_json(path, {"wall_s": round(total + seconds, 1)})
 
 
@@ -584,7 +586,7 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                 folder = analysis_dir(out, cell, curriculum, member)
                 if not (folder / "summary.json").is_file():
                     continue
-                summary = json.loads((folder / "summary.json").read_text())
+                summary = read_json(folder / "summary.json")
                 table = summary["speed_accuracy_slow_points"]
                 speeds = np.array([np.nan if v is None else v for v in table["speeds"]])
                 network = {
@@ -618,7 +620,7 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                 for mode in config.reg_modes:
                     path = finetune_dir(out, cell, seed, mode) / "regularize.json"
                     if path.is_file():
-                        record = json.loads(path.read_text())
+                        record = read_json(path)
                         results["regularize"].append(
                             {"cell": cell, "seed": seed, "mode": mode, **record}
                         )
@@ -679,7 +681,7 @@ def write_report(
         "n_seeds": config.n_seeds,
         "commit": commit(),
         "machine": _machine(config.device),
-        "wall_s": json.loads(wall.read_text())["wall_s"] if wall.is_file() else None,
+        "wall_s": read_json(wall)["wall_s"] if wall.is_file() else None,
         "data_source": results.get("data_source"),
         "training": (
             f"{train_config.hidden_size} units, batch {train_config.batch_size}, "

@@ -15,6 +15,9 @@ import argparse
 import shlex
 from pathlib import Path
 
+from memenv.cli_args import device, positive_int
+from memenv.errors import UsageError
+
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``memenv reproduce``."""
@@ -25,7 +28,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         "tiny (seconds; for tests) (default fast)",
     )
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or cifar10")
-    parser.add_argument("--seeds", type=int, default=None, help="networks per (cell, curriculum)")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=None, help="networks per (cell, curriculum)"
+    )
     parser.add_argument(
         "--cells", default=None, help="comma-separated cells (default gru,lstm; demo: gru)"
     )
@@ -34,13 +39,16 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=None, help="report folder (default OUT/report)")
     parser.add_argument("--no-regularize", action="store_true", help="skip the regularisation")
     parser.add_argument("--data-root", default=None, help="data folder ($MEMENV_DATA)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="jobs at once, one worker process each (default 1)"
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="jobs at once, one worker process each (default 1)",
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch CPU threads (of each worker with --jobs; default: torch's, 1 with --jobs)",
     )
@@ -53,7 +61,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 def _names(text: str, option: str) -> tuple[str, ...]:
     names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
     if not names:
-        raise ValueError(f"{option} needs at least one name, got {text!r}")
+        raise UsageError(f"{option} needs at least one name, got {text!r}")
     return names
 
 
@@ -87,10 +95,6 @@ def canonical_command(config, out: Path) -> str:
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """Runs (or resumes) the study and prints where everything went."""
-    for option in ("jobs", "threads"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise ValueError(f"--{option} must be a positive integer, got {value}")
     config = config_from_args(args)
     import torch
 

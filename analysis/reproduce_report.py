@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.intervals import t_interval
+from memenv.errors import UsageError
 
 ALPHA = 0.05
 """Significance level of every claim test (two-sided)."""
@@ -101,7 +102,7 @@ def long_delay_accuracy(
     delays_arr = np.asarray(delays, dtype=np.int64)
     keep = delays_arr >= int(long_delay_min)
     if not keep.any():
-        raise ValueError(
+        raise UsageError(
             f"no evaluated delay >= long_delay_min={long_delay_min}; delays {delays_arr.tolist()}"
         )
     return np.asarray(accuracy_kxd, dtype=np.float64)[:, keep].mean(axis=1)

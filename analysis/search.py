@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.protocol import FlatDynamics
+from memenv.errors import UsageError
 
 ARC_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03, 0.01)
 """Step lengths tried at once along the projection arc of each Newton step."""
@@ -86,7 +87,7 @@ def per_point_tol(speed_tol: Any, dynamics: FlatDynamics, n_points: int) -> torc
     if tol.dim() == 0:
         return tol.expand(n_points).clone()
     if tol.shape != (n_points,):
-        raise ValueError(
+        raise UsageError(
             f"speed_tol must be a number or [{n_points}] values, got {tuple(tol.shape)}"
         )
     return tol.clone()
@@ -124,7 +125,7 @@ def adam_search(
         progress: Show a tqdm bar.
     """
     if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
+        raise UsageError(f"iterations must be >= 0, got {iterations}")
     start_time = time.perf_counter()
     n_points = initial_bxn.shape[0]
     tol_b = per_point_tol(speed_tol, dynamics, n_points)
@@ -207,7 +208,7 @@ def newton_search(
         progress: Show a tqdm bar over chunks.
     """
     if max_iterations < 0:
-        raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
+        raise UsageError(f"max_iterations must be >= 0, got {max_iterations}")
     if relative_tol is None:
         relative_tol = math.sqrt(torch.finfo(dynamics.dtype).eps)
     start_time = time.perf_counter()

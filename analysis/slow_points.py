@@ -20,6 +20,7 @@ from torch import nn
 from analysis.npz import load_npz, save_npz
 from analysis.protocol import FlatDynamics
 from analysis.search import SearchResult, adam_search, default_speed_tol, newton_search
+from memenv.errors import UsageError
 
 METHODS = ("newton", "adam")
 NO_LABEL = -1
@@ -63,7 +64,7 @@ class SlowPoints:
     def __post_init__(self) -> None:
         self.states = np.asarray(self.states, dtype=np.float64)
         if self.states.ndim != 2:
-            raise ValueError(f"states must be [M, N], got shape {self.states.shape}")
+            raise UsageError(f"states must be [M, N], got shape {self.states.shape}")
         m, n = self.states.shape
         self.initial_states = _checked(self.initial_states, np.float64, (m, n), "initial_states")
         self.speeds = _checked(self.speeds, np.float64, (m,), "speeds")
@@ -75,9 +76,9 @@ class SlowPoints:
             self.eigenvalues = _checked(self.eigenvalues, np.complex128, (m, n), "eigenvalues")
         self.input_x = np.asarray(self.input_x, dtype=np.float64)
         if self.input_x.ndim != 1:
-            raise ValueError(f"input_x must be [D], got shape {self.input_x.shape}")
+            raise UsageError(f"input_x must be [D], got shape {self.input_x.shape}")
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise UsageError(f"method must be one of {METHODS}, got {self.method!r}")
         self.n_classes = int(self.n_classes)
         self.speed_tol = float(self.speed_tol)
 
@@ -141,7 +142,7 @@ class SlowPoints:
 def _checked(value: Any, dtype: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     array = np.asarray(value, dtype=dtype)
     if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        raise UsageError(f"{name} must have shape {shape}, got {array.shape}")
     return array
 
 
@@ -217,7 +218,7 @@ def find_slow_points(
             ``max_damping``, ``relative_tol``, ``chunk_size``).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise UsageError(f"method must be one of {METHODS}, got {method!r}")
     dynamics = as_dynamics(model, dtype, device, cell_state_leaves, cell_speed)
     initial_bxn = dynamics.as_states(initial_states)
     x_1xd = dynamics.as_input(input_x)
@@ -312,7 +313,7 @@ def deduplicate(points: SlowPoints, tol: float = 1e-2) -> tuple[SlowPoints, np.n
         the index of its representative in ``unique``.
     """
     if tol < 0 or not math.isfinite(tol):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+        raise UsageError(f"tol must be a finite number >= 0, got {tol!r}")
     order = np.argsort(points.speeds, kind="stable")
     cluster_m = np.full(len(points), -1, dtype=np.int64)
     keep: list[int] = []

@@ -20,6 +20,7 @@ from analysis.centers import ClassCenters
 from analysis.protocol import FlatDynamics
 from analysis.slow_points import SlowPoints, as_dynamics
 from memenv import DelayedRecallTask
+from memenv.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def spearman(x: Any, y: Any) -> Correlation:
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
+        raise UsageError(f"x and y must have the same length, got {x.size} and {y.size}")
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     n = int(x.size)
@@ -116,10 +117,10 @@ def class_speed_accuracy(
     speeds = np.asarray(speeds, dtype=np.float64).reshape(-1)
     accuracy = np.asarray(accuracy, dtype=np.float64).reshape(-1)
     if speeds.shape != accuracy.shape:
-        raise ValueError(f"speeds {speeds.shape} and accuracy {accuracy.shape} differ in shape")
+        raise UsageError(f"speeds {speeds.shape} and accuracy {accuracy.shape} differ in shape")
     classes = np.arange(speeds.size) if classes is None else np.asarray(classes, dtype=np.int64)
     if classes.shape != speeds.shape:
-        raise ValueError(f"classes {classes.shape} and speeds {speeds.shape} differ in shape")
+        raise UsageError(f"classes {classes.shape} and speeds {speeds.shape} differ in shape")
     return ClassSpeedAccuracy(
         classes, speeds, accuracy, int(delay), speed_at, spearman(speeds, accuracy)
     )
@@ -164,10 +165,10 @@ def network_speed_accuracy(
     mean_speeds = np.asarray(mean_speeds, dtype=np.float64).reshape(-1)
     accuracy = np.asarray(accuracy, dtype=np.float64).reshape(-1)
     if mean_speeds.shape != accuracy.shape:
-        raise ValueError(f"{mean_speeds.shape} speeds but {accuracy.shape} accuracies")
+        raise UsageError(f"{mean_speeds.shape} speeds but {accuracy.shape} accuracies")
     names = [f"net{i}" for i in range(mean_speeds.size)] if names is None else list(names)
     if len(names) != mean_speeds.size:
-        raise ValueError(f"{len(names)} names for {mean_speeds.size} networks")
+        raise UsageError(f"{len(names)} names for {mean_speeds.size} networks")
     return NetworkSpeedAccuracy(
         names, mean_speeds, accuracy, delay, spearman(mean_speeds, accuracy)
     )

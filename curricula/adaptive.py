@@ -24,6 +24,7 @@ from curricula.schedule import (
     validate_settings,
 )
 from memenv.config import TaskConfig
+from memenv.errors import UsageError
 
 DEFAULT_THRESHOLD = 0.9
 """PsychRNN's default accuracy threshold."""
@@ -82,10 +83,10 @@ class AdaptiveSchedule:
         self.name = str(name)
         stages = list(stages)
         if not stages:
-            raise ValueError(f"adaptive schedule {self.name!r} has no stages")
+            raise UsageError(f"adaptive schedule {self.name!r} has no stages")
         for i, settings in enumerate(stages):
             if not isinstance(settings, Mapping):
-                raise ValueError(
+                raise UsageError(
                     f"adaptive schedule {self.name!r}: stage {i} settings must be a mapping, "
                     f"got {type(settings).__name__}"
                 )
@@ -94,9 +95,9 @@ class AdaptiveSchedule:
             or not isinstance(threshold, numbers.Real)
             or not 0 < threshold <= 1
         ):
-            raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
+            raise UsageError(f"threshold must be a number in (0, 1], got {threshold!r}")
         if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
-            raise ValueError(f"window must be an integer >= 1, got {window!r}")
+            raise UsageError(f"window must be an integer >= 1, got {window!r}")
         self.threshold = float(threshold)
         self.window = int(window)
         self.stages: tuple[dict[str, Any], ...] = tuple(dict(s) for s in stages)
@@ -104,7 +105,7 @@ class AdaptiveSchedule:
         self.max_steps = _per_stage("max_steps", max_steps, len(stages), allow_none=True)
         for i, (low, high) in enumerate(zip(self.min_steps, self.max_steps, strict=True)):
             if high is not None and high < max(low, 1):
-                raise ValueError(f"stage {i}: max_steps={high} must be >= 1 and >= min_steps={low}")
+                raise UsageError(f"stage {i}: max_steps={high} must be >= 1 and >= min_steps={low}")
         self._in_force = accumulate(self.stages)
         self.base = base if base is not None else TaskConfig()
         self.validate(self.base)
@@ -183,7 +184,7 @@ class AdaptiveSchedule:
         _check_step("step", step)
         _check_counts(n_correct, n_total)
         if step < self._last_step:
-            raise ValueError(
+            raise UsageError(
                 f"step {step} is before the previous report's step {self._last_step} "
                 "(steps must not go backwards; restore the state that matches your run)"
             )
@@ -238,14 +239,14 @@ class AdaptiveSchedule:
             reports = [(c, t) for c, t in state["reports"]]
             history = [(s, t) for s, t in state["history"]]
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"malformed adaptive schedule state: {error!r}") from error
+            raise UsageError(f"malformed adaptive schedule state: {error!r}") from error
         if n_stages != self.n_stages:
-            raise ValueError(
+            raise UsageError(
                 f"state has {n_stages} stages, schedule {self.name!r} has {self.n_stages}"
             )
         _check_step("stage", stage)
         if stage >= self.n_stages:
-            raise ValueError(f"stage {stage} out of range for {self.n_stages} stages")
+            raise UsageError(f"stage {stage} out of range for {self.n_stages} stages")
         _check_step("stage_start", stage_start)
         _check_step("last_step", last_step)
         for c, t in reports:
@@ -277,7 +278,7 @@ class AdaptiveSchedule:
     def from_dict(cls, data: Mapping[str, Any], base: TaskConfig | None = None) -> AdaptiveSchedule:
         """Inverse of `to_dict`."""
         if data.get("kind") != "adaptive":
-            raise ValueError(f"not an adaptive schedule: kind={data.get('kind')!r}")
+            raise UsageError(f"not an adaptive schedule: kind={data.get('kind')!r}")
         keys = ("threshold", "window", "min_steps", "max_steps")
         return cls(
             data["stages"], data.get("name", "adaptive"), **{k: data[k] for k in keys}, base=base
@@ -304,7 +305,7 @@ class AdaptiveSchedule:
         """
         if isinstance(max_steps, str):
             if max_steps != "durations":
-                raise ValueError(
+                raise UsageError(
                     f"max_steps must be 'durations', None or integers, got {max_steps!r}"
                 )
             starts = schedule.starts
@@ -371,11 +372,11 @@ def _per_stage(what: str, value: Any, n_stages: int, allow_none: bool) -> tuple[
     if values is None:
         values = [value] * n_stages
     elif len(values) != n_stages:
-        raise ValueError(f"{what} has {len(values)} entries for {n_stages} stages")
+        raise UsageError(f"{what} has {len(values)} entries for {n_stages} stages")
     for i, v in enumerate(values):
         if v is None and allow_none:
             continue
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
             kind = "an integer >= 0" + (" or None" if allow_none else "")
-            raise ValueError(f"{what} for stage {i} must be {kind}, got {v!r}")
+            raise UsageError(f"{what} for stage {i} must be {kind}, got {v!r}")
     return tuple(None if v is None else int(v) for v in values)

@@ -9,6 +9,7 @@ from curricula.adaptive import AdaptiveSchedule, adaptive_decu, adaptive_vocu
 from curricula.paper import decu, none, vocu
 from curricula.schedule import Curriculum, Schedule
 from memenv.config import TaskConfig
+from memenv.errors import UsageError
 
 SCHEDULES = {
     "none": none,
@@ -39,15 +40,15 @@ def get_schedule(
     """
     if isinstance(name, (Schedule, AdaptiveSchedule)):
         if options or scale != 1.0:
-            raise ValueError("scale and options only apply to schedules given by name")
+            raise UsageError("scale and options only apply to schedules given by name")
         return name
     if not isinstance(name, str):
-        raise ValueError(f"schedule name must be a string, got {type(name).__name__}")
+        raise UsageError(f"schedule name must be a string, got {type(name).__name__}")
     key = name.strip().lower().replace("_", "-")
     if key not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+        raise UsageError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
     if options and not key.startswith("adaptive-"):
-        raise ValueError(f"schedule {key!r} takes no options, got {sorted(options)}")
+        raise UsageError(f"schedule {key!r} takes no options, got {sorted(options)}")
     return SCHEDULES[key](dataset, scale, **options)
 
 
@@ -62,4 +63,4 @@ def schedule_from_dict(data: Mapping[str, Any], base: TaskConfig | None = None) 
         return Schedule.from_dict(data, base)
     if kind == "adaptive":
         return AdaptiveSchedule.from_dict(data, base)
-    raise ValueError(f"unknown schedule kind {kind!r}; expected 'fixed' or 'adaptive'")
+    raise UsageError(f"unknown schedule kind {kind!r}; expected 'fixed' or 'adaptive'")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from curricula.schedule import Schedule
 from memenv.config import DATASETS, N_LABELS
+from memenv.errors import UsageError
 
 PAPER_T_MAX = 20
 """T_max of the full task, reached at the end of DeCu and used throughout VoCu."""
@@ -47,7 +48,7 @@ _VOCU_CLASSES = list(range(2, N_LABELS + 1))
 
 def _paper_key(dataset: str) -> str:
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
+        raise UsageError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
     return "cifar10" if dataset == "cifar10" else "mnist"
 
 

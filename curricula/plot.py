@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from curricula.adaptive import AdaptiveSchedule
 from curricula.schedule import Curriculum, Schedule
 from memenv.config import N_LABELS, TaskConfig
+from memenv.errors import UsageError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,12 +36,12 @@ def schedule_steps(
         starts = [start for _, start in schedule.history]
         settings = [stage_settings[stage] for stage, _ in schedule.history]
     else:
-        raise ValueError(f"cannot plot {type(schedule).__name__}; expected a schedule")
+        raise UsageError(f"cannot plot {type(schedule).__name__}; expected a schedule")
     end = total_steps if total_steps is not None else getattr(schedule, "total_steps", None)
     if end is None:
         end = max(1, int(starts[-1] * 1.25) + (1 if len(starts) == 1 else 0))
     if end <= starts[-1]:
-        raise ValueError(f"total_steps={end} must be after the last stage start {starts[-1]}")
+        raise UsageError(f"total_steps={end} must be after the last stage start {starts[-1]}")
     configs = [base.with_episode_options(s) for s in settings]
     classes = [c.n_classes for c in configs]
     t_max = [c.t_max for c in configs]

@@ -19,6 +19,7 @@ from curricula.catalog import get_schedule
 from curricula.paper import PAPER_BATCH_SIZE
 from curricula.schedule import Curriculum
 from memenv.config import TaskConfig
+from memenv.errors import UsageError
 
 UNITS = ("episodes", "steps")
 PAPER_TRIAL_STEPS = 20
@@ -70,11 +71,11 @@ class CurriculumProgress:
         if isinstance(schedule, str):
             schedule = get_schedule(schedule, base.dataset)
         if not isinstance(schedule, Curriculum):
-            raise ValueError(
+            raise UsageError(
                 f"schedule must be a schedule or a name, got {type(schedule).__name__}"
             )
         if unit not in UNITS:
-            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+            raise UsageError(f"unit must be one of {UNITS}, got {unit!r}")
         if units_per_step is None:
             per_trial = 1 if unit == "episodes" else PAPER_TRIAL_STEPS
             units_per_step = PAPER_BATCH_SIZE[base.dataset] * per_trial
@@ -83,7 +84,7 @@ class CurriculumProgress:
             or not isinstance(units_per_step, numbers.Integral)
             or units_per_step < 1
         ):
-            raise ValueError(f"units_per_step must be an integer >= 1, got {units_per_step!r}")
+            raise UsageError(f"units_per_step must be an integer >= 1, got {units_per_step!r}")
         schedule.validate(base)
         self.schedule = schedule
         self.unit = unit
@@ -137,12 +138,12 @@ class CurriculumProgress:
             ValueError: a state for another unit or units_per_step, or a malformed one.
         """
         if (state.get("unit"), state.get("units_per_step")) != (self.unit, self.units_per_step):
-            raise ValueError(
+            raise UsageError(
                 f"state counts {state.get('units_per_step')!r} {state.get('unit')!r} per step; "
                 f"this wrapper counts {self.units_per_step} {self.unit}"
             )
         count = state.get("count")
         if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
-            raise ValueError(f"count must be an integer >= 0, got {count!r}")
+            raise UsageError(f"count must be an integer >= 0, got {count!r}")
         self.schedule.load_state_dict(state.get("schedule", {}))
         self.count = int(count)

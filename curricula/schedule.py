@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from memenv.config import EPISODE_FIELDS, TaskConfig
+from memenv.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -116,20 +117,20 @@ class Schedule:
         self.name = str(name)
         self.stages: tuple[Stage, ...] = tuple(_as_stage(i, s) for i, s in enumerate(stages))
         if not self.stages:
-            raise ValueError(f"schedule {self.name!r} has no stages")
+            raise UsageError(f"schedule {self.name!r} has no stages")
         starts = [stage.start for stage in self.stages]
         if starts[0] != 0:
-            raise ValueError(f"schedule {self.name!r}: stage 0 starts at {starts[0]}, not at 0")
+            raise UsageError(f"schedule {self.name!r}: stage 0 starts at {starts[0]}, not at 0")
         for i in range(1, len(starts)):
             if starts[i] <= starts[i - 1]:
-                raise ValueError(
+                raise UsageError(
                     f"schedule {self.name!r}: stages out of order: stage {i} starts at "
                     f"{starts[i]}, not after stage {i - 1} (start {starts[i - 1]})"
                 )
         if total_steps is not None:
             _check_step("total_steps", total_steps)
             if total_steps <= starts[-1]:
-                raise ValueError(
+                raise UsageError(
                     f"schedule {self.name!r}: total_steps={total_steps} is not after the last "
                     f"stage's start {starts[-1]}"
                 )
@@ -199,7 +200,7 @@ class Schedule:
             ValueError: for a non-empty state (it was saved from another kind of schedule).
         """
         if state:
-            raise ValueError(
+            raise UsageError(
                 f"fixed schedule {self.name!r} has no state; got keys {sorted(state)} "
                 "(saved from an adaptive schedule?)"
             )
@@ -221,7 +222,7 @@ class Schedule:
         stages = [Stage(scale_step(s.start, scale), s.settings) for s in self.stages]
         for i in range(1, len(stages)):
             if stages[i].start <= stages[i - 1].start:
-                raise ValueError(
+                raise UsageError(
                     f"scale={scale!r} is too small for schedule {self.name!r}: stages {i - 1} "
                     f"and {i} (starts {self.stages[i - 1].start}, {self.stages[i].start}) "
                     f"would both start at step {stages[i].start}"
@@ -244,7 +245,7 @@ class Schedule:
     def from_dict(cls, data: Mapping[str, Any], base: TaskConfig | None = None) -> Schedule:
         """Inverse of `to_dict`."""
         if data.get("kind", "fixed") != "fixed":
-            raise ValueError(f"not a fixed schedule: kind={data.get('kind')!r}")
+            raise UsageError(f"not a fixed schedule: kind={data.get('kind')!r}")
         stages = [(s["start"], s["settings"]) for s in data["stages"]]
         return cls(stages, data.get("name", "custom"), data.get("total_steps"), base)
 
@@ -280,19 +281,19 @@ def validate_settings(
 ) -> None:
     """Raises ValueError, naming the stage and the setting, if ``base`` rejects a stage."""
     if not isinstance(base, TaskConfig):
-        raise ValueError(f"base must be a TaskConfig, got {type(base).__name__}")
+        raise UsageError(f"base must be a TaskConfig, got {type(base).__name__}")
     for i, settings in enumerate(in_force):
         where = f"stage {i}" + ("" if starts is None else f" (start {starts[i]})")
         unknown = sorted(str(k) for k in settings if k not in EPISODE_FIELDS)
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"schedule {name!r}, {where}: unknown setting(s) {unknown}; a schedule can set "
                 f"{list(EPISODE_FIELDS)}"
             )
         try:
             base.with_episode_options(dict(settings))
         except (ValueError, TypeError) as error:
-            raise ValueError(
+            raise UsageError(
                 f"schedule {name!r}, {where}: the task rejects settings {dict(settings)}: {error}"
             ) from error
 
@@ -302,11 +303,11 @@ def _as_stage(index: int, stage: Stage | tuple[int, Mapping[str, Any]]) -> Stage
         try:
             start, settings = stage
         except (TypeError, ValueError) as error:
-            raise ValueError(
+            raise UsageError(
                 f"stage {index} must be a Stage or a (start, settings) pair, got {stage!r}"
             ) from error
         if not isinstance(settings, Mapping):
-            raise ValueError(
+            raise UsageError(
                 f"stage {index}: settings must be a mapping, got {type(settings).__name__}"
             )
         stage = Stage(start, settings)
@@ -316,14 +317,14 @@ def _as_stage(index: int, stage: Stage | tuple[int, Mapping[str, Any]]) -> Stage
 
 def _check_step(what: str, step: Any) -> None:
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-        raise ValueError(f"{what} must be an integer >= 0, got {step!r}")
+        raise UsageError(f"{what} must be an integer >= 0, got {step!r}")
 
 
 def _check_counts(n_correct: Any, n_total: Any) -> None:
     _check_step("n_total", n_total)
     _check_step("n_correct", n_correct)
     if n_correct > n_total:
-        raise ValueError(f"n_correct={n_correct!r} exceeds n_total={n_total!r}")
+        raise UsageError(f"n_correct={n_correct!r} exceeds n_total={n_total!r}")
 
 
 def check_scale(scale: Any) -> None:
@@ -334,7 +335,7 @@ def check_scale(scale: Any) -> None:
         or not math.isfinite(scale)
         or scale <= 0
     ):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        raise UsageError(f"scale must be a finite number > 0, got {scale!r}")
 
 
 def scale_step(step: int, scale: float) -> int:

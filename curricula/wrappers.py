@@ -10,6 +10,7 @@ from gymnasium.vector import AutoresetMode, VectorWrapper
 
 from curricula.progress import CurriculumProgress, EpisodeCurriculum
 from curricula.schedule import Curriculum
+from memenv.errors import UsageError
 
 INFO_STAGE = "curriculum_stage"
 INFO_STEP = "curriculum_step"
@@ -173,7 +174,7 @@ class VectorCurriculumWrapper(VectorWrapper):
         super().__init__(env)
         base = env.unwrapped
         if not hasattr(base, "set_next_episode_options") or not hasattr(base, "config"):
-            raise ValueError(
+            raise UsageError(
                 f"{type(base).__name__} has no set_next_episode_options/config; wrap a "
                 "DelayedRecallVectorEnv (for other vector envs wrap each sub-env in "
                 "CurriculumWrapper)"
@@ -181,7 +182,7 @@ class VectorCurriculumWrapper(VectorWrapper):
         self.progress = CurriculumProgress(schedule, base.config, unit, units_per_step)
         mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-            raise ValueError(f"autoreset_mode {mode!r} is not supported (next_step or same_step)")
+            raise UsageError(f"autoreset_mode {mode!r} is not supported (next_step or same_step)")
         self._same_step = mode == AutoresetMode.SAME_STEP
         self._episode: EpisodeCurriculum | None = None
         self._next: EpisodeCurriculum | None = None

@@ -12,14 +12,13 @@ split), prints the markdown table and writes ``RUN/delay_accuracy.json`` (an
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
 from agents.rl.evaluate import evaluate_sb3_delays
-from agents.rl.experiment import RLConfig, load_model
+from agents.rl.experiment import load_model, read_rl_config
 
 
 def main() -> None:
@@ -32,7 +31,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     run = Path(args.run)
-    config = RLConfig.from_dict(json.loads((run / "config.json").read_text()))
+    config = read_rl_config(run / "config.json")
     model = load_model(run)
     start = time.perf_counter()
     result = evaluate_sb3_delays(

@@ -8,10 +8,13 @@ stays fast and ``import memenv`` never pulls in the agents or the analysis.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from memenv.errors import MemenvError
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -52,11 +55,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     runner = getattr(importlib.import_module(args._module), f"run_{args._name}")
+    return run_guarded(args._name, runner, args)
+
+
+def run_guarded(name: str, runner: Callable[[argparse.Namespace], int | None], args) -> int:
+    """Runs one subcommand inside the error boundary of the command line.
+
+    Anticipated failures become one line on stderr, ``memenv NAME: error: ...``, and exit
+    status 2: a `MemenvError` (bad value, missing, corrupt or unsafe file) or an `OSError` on a
+    named file (unwritable, full or missing location). Ctrl-C exits 130 with a word on resuming.
+    Anything else is a bug in memenv and keeps its traceback.
+    """
     try:
         return int(runner(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"memenv {args._name}: error: {error}", file=sys.stderr)
+    except MemenvError as error:
+        print(f"memenv {name}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        print(f"memenv {name}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"memenv {name}: interrupted; run the same command again to resume where it stopped",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line naming the file, what went wrong and what to do about it."""
+    where = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"
+    reason = error.strerror or type(error).__name__
+    advice = _OS_ADVICE.get(error.errno, "")
+    return f"{where}: {reason}" + (f"; {advice}" if advice else "")
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space or choose another output location; a stopped "
+    "run resumes from its last checkpoint",
+    errno.EDQUOT: "the disk quota is used up: free space or choose another output location",
+    errno.EROFS: "the file system is read-only: choose another output location",
+    errno.EACCES: "permission denied: choose a location you can write to, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose a location you can write to",
+    errno.ENOTDIR: "a part of this path is a file, not a folder: choose another path",
+    errno.EISDIR: "this is a folder where a file was expected",
+    errno.EEXIST: "a file of that name is in the way: remove it or choose another path",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.ENAMETOOLONG: "the path is too long: choose a shorter one",
+}
 
 
 if __name__ == "__main__":

@@ -5,22 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 
+from memenv.cli_args import nonnegative_int, positive_int
+from memenv.errors import UsageError
+
 POLICIES = ("oracle", "random", "null")
 
 
 def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env-id", default="DelayedRecall-MNIST-v0", help="registered env id")
-    parser.add_argument("--num-envs", type=int, default=128, help="trials stepped together")
-    parser.add_argument("--episodes", type=int, default=4, help="episodes per sub-env")
+    parser.add_argument(
+        "--env-id", default="DelayedRecall-MNIST-v0", help="a registered DelayedRecall-* env id"
+    )
+    parser.add_argument(
+        "--num-envs", type=positive_int, default=128, help="trials stepped together"
+    )
+    parser.add_argument("--episodes", type=positive_int, default=4, help="episodes per sub-env")
     parser.add_argument(
         "--policy",
         choices=POLICIES,
         default="oracle",
         help="oracle answers info['target'] (an upper bound); random picks uniformly; null waits",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--t-max", type=int, default=None, help="override t_max")
-    parser.add_argument("--n-classes", type=int, default=None, help="override n_classes")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--t-max", type=positive_int, default=None, help="override t_max")
+    parser.add_argument("--n-classes", type=positive_int, default=None, help="override n_classes")
 
 
 def run_rollout(args: argparse.Namespace) -> int:
@@ -34,10 +41,7 @@ def run_rollout(args: argparse.Namespace) -> int:
         for key, value in (("t_max", args.t_max), ("n_classes", args.n_classes))
         if value is not None
     }
-    if args.num_envs < 1 or args.episodes < 1:
-        raise ValueError(
-            f"--num-envs and --episodes must be >= 1, got {args.num_envs}, {args.episodes}"
-        )
+    check_env_id(args.env_id)
     envs = gym.make_vec(args.env_id, num_envs=args.num_envs, **kwargs)
     rng = np.random.default_rng(args.seed)
     _, info = envs.reset(seed=args.seed)
@@ -67,3 +71,20 @@ def run_rollout(args: argparse.Namespace) -> int:
     envs.close()
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def check_env_id(env_id: str) -> None:
+    """Refuses an id that is not a registered memenv environment, suggesting close ones."""
+    import difflib
+
+    import gymnasium as gym
+
+    import memenv  # noqa: F401  (registers the ids)
+
+    ours = sorted(name for name in gym.registry if name.startswith("DelayedRecall-"))
+    if env_id in ours:
+        return
+    close = difflib.get_close_matches(env_id, ours, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    what = "is not a memenv environment" if env_id in gym.registry else "is not registered"
+    raise UsageError(f"--env-id {env_id!r} {what}; {hint}memenv's ids: {', '.join(ours)}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 import os
 from typing import Any
 
@@ -9,21 +12,87 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from memenv.config import N_LABELS, TaskConfig
+from memenv.config import N_LABELS, TaskConfig, short_repr
+from memenv.errors import ArgumentTypeError, UsageError
 from memenv.task import DelayedRecallTask, TrialSpec
 
 N_ACTIONS = N_LABELS + 1
 
+TASK_ARGUMENTS = tuple(f.name for f in dataclasses.fields(TaskConfig) if f.name != "dataset")
+"""The `TaskConfig` fields an env takes as keyword arguments (the data set is in the id)."""
 
-def make_task(
-    dataset: str,
-    root: str | os.PathLike | None,
-    download: bool,
-    task_kwargs: dict[str, Any],
-) -> DelayedRecallTask:
-    """Builds the task of an env from its keyword arguments (ValueError names a bad one)."""
-    config = TaskConfig(dataset=dataset, **task_kwargs)
+ENV_ARGUMENTS = ("root", "download", "null_penalty", "render_mode")
+
+
+def make_config(
+    dataset: Any, task_kwargs: dict[str, Any], other_arguments: tuple[str, ...] = ENV_ARGUMENTS
+) -> TaskConfig:
+    """The `TaskConfig` of an env's keyword arguments.
+
+    Raises:
+        ArgumentTypeError: an unknown keyword (a TypeError, as Python raises for one).
+        UsageError: a bad value (the message names the argument and shows the value).
+    """
+    unknown = sorted(set(task_kwargs) - set(TASK_ARGUMENTS))
+    if unknown:
+        allowed = ", ".join(TASK_ARGUMENTS + other_arguments)
+        given = ", ".join(f"{name}={short_repr(task_kwargs[name])}" for name in unknown)
+        raise ArgumentTypeError(
+            f"unknown keyword argument(s) {given}; the delayed-recall envs take {allowed}"
+        )
+    return TaskConfig(dataset=dataset, **task_kwargs)
+
+
+def make_task(config: TaskConfig, root: Any, download: Any) -> DelayedRecallTask:
+    """The task of ``config`` (`DelayedRecallTask` checks ``root`` and ``download`` first)."""
     return DelayedRecallTask(config, root=root, download=download)
+
+
+def check_render_mode(render_mode: Any, render_modes: list[str]) -> str | None:
+    # isinstance first: `in` on a numpy array would compare element-wise.
+    if render_mode is not None and (
+        not isinstance(render_mode, str) or render_mode not in render_modes
+    ):
+        raise UsageError(f"render_mode must be None or one of {render_modes}, got {render_mode!r}")
+    return render_mode
+
+
+def check_action(action: Any, name: str = "action") -> int:
+    """``action`` as an int in ``[0, N_ACTIONS)``; the one action rule of both envs.
+
+    Any integer type is an action: Python ints, numpy signed and unsigned integer scalars,
+    0-d integer arrays. Bools (Python or numpy), floats (even 2.0), strings and None are
+    refused rather than converted: each is more likely a bug than an answer. Every refusal is
+    a `UsageError` (a ValueError, as bad actions always raised) showing the value and type.
+    """
+    if isinstance(action, np.ndarray) and action.ndim == 0 and action.dtype.kind in "iu":
+        action = action[()]
+    if isinstance(action, bool | np.bool_) or not isinstance(action, numbers.Integral):
+        raise UsageError(
+            f"{name} must be an integer in [0, {N_ACTIONS - 1}], got {short_repr(action)} "
+            f"({type(action).__name__})"
+        )
+    if not 0 <= action < N_ACTIONS:
+        raise UsageError(
+            f"{name} must be an integer in [0, {N_ACTIONS - 1}], got {short_repr(action)}"
+        )
+    return int(action)
+
+
+SEED_RULE = "None or a non-negative integer"
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as None or a Python int >= 0 (numpy integers too; bools refused)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, numbers.Integral):
+        raise ArgumentTypeError(
+            f"{name} must be {SEED_RULE}, got {short_repr(seed)} ({type(seed).__name__})"
+        )
+    if seed < 0:
+        raise UsageError(f"{name} must be {SEED_RULE}, got {short_repr(seed)}")
+    return int(seed)
 
 
 def observation_space(task: DelayedRecallTask) -> spaces.Box:
@@ -35,11 +104,18 @@ def observation_space(task: DelayedRecallTask) -> spaces.Box:
 
 
 def check_null_penalty(null_penalty: Any) -> float:
-    if isinstance(null_penalty, bool) or not isinstance(null_penalty, int | float):
-        raise ValueError(f"null_penalty must be a real number, got {null_penalty!r}")
-    if not 0.0 <= null_penalty < np.inf:
-        raise ValueError(f"null_penalty must be finite and >= 0, got {null_penalty!r}")
-    return float(null_penalty)
+    if isinstance(null_penalty, bool | np.bool_) or not isinstance(null_penalty, numbers.Real):
+        raise UsageError(
+            f"null_penalty must be a real number, got {null_penalty!r} "
+            f"({type(null_penalty).__name__})"
+        )
+    try:
+        penalty = float(null_penalty)
+    except OverflowError:  # an int or fraction beyond float64
+        penalty = math.inf
+    if not (math.isfinite(penalty) and penalty >= 0.0):
+        raise UsageError(f"null_penalty must be finite and >= 0, got {null_penalty!r}")
+    return penalty
 
 
 def frame_image(obs: np.ndarray, frame_shape: tuple[int, int, int]) -> np.ndarray:
@@ -71,7 +147,11 @@ class DelayedRecallEnv(gym.Env):
     infinite because the noise is Gaussian.
 
     ## Action Space
-    ``Discrete(11)``: 0 = null ("nothing to report"), k = class k - 1.
+    ``Discrete(11)``: 0 = null ("nothing to report"), k = class k - 1. ``step`` takes an
+    integer of any integer type (Python ``int``, numpy signed or unsigned integer scalars,
+    0-d integer arrays) in ``[0, 10]``; bools, floats (even ``2.0``), strings, None and arrays
+    of other shapes raise `memenv.errors.UsageError` (a ValueError) showing the value and its
+    type. `memenv.vector_env.DelayedRecallVectorEnv` applies the same rule element-wise.
 
     ## Rewards
     ``step(a_t)`` grades the action taken at step t: 1.0 if ``t == t_resp`` and
@@ -79,7 +159,9 @@ class DelayedRecallEnv(gym.Env):
     step (default 0). Rewards are Python floats.
 
     ## Starting State
-    ``reset`` draws a new trial from ``self.np_random`` and returns frame 0.
+    ``reset`` draws a new trial from ``self.np_random`` and returns frame 0. ``seed`` is None
+    or a non-negative integer (any integer type; a bool or other type raises
+    `memenv.errors.ArgumentTypeError`, a negative one `memenv.errors.UsageError`).
 
     ## Episode End
     Terminates after ``n_steps`` actions (``step(a_{n_steps-1})`` returns
@@ -98,12 +180,20 @@ class DelayedRecallEnv(gym.Env):
     ``delay``, ``t_stim``, ``split``), plus ``root`` and ``download`` (data location),
     ``null_penalty`` and ``render_mode`` (``"rgb_array"``: the current frame as an
     ``[H, W, 3]`` uint8 image, red border while the trigger is on). ``reset(options=...)``
-    takes the per-episode fields ``n_steps``, ``t_max``, ``min_delay``, ``n_classes``,
-    ``noise_scale``, ``delay``, ``t_stim``; they persist until changed again. Unknown keys or
-    bad values raise ValueError.
+    takes None or a dict of the per-episode fields ``n_steps``, ``t_max``, ``min_delay``,
+    ``n_classes``, ``noise_scale``, ``delay``, ``t_stim``; they persist until changed again.
+
+    Every argument is checked before any image is loaded, and a refusal names the argument and
+    shows the value: a bad value (a bool or float where an integer is due, a negative,
+    NaN or infinite number, an unknown string) raises `memenv.errors.UsageError` (a
+    ValueError); an unknown keyword, a ``root`` that is not a path or a ``download`` that is
+    not a bool raises `memenv.errors.ArgumentTypeError` (a TypeError). Unknown reset options
+    or bad option values raise `UsageError`, worded as the vector env words them.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Later hardening changed no valid episode: actions of unsigned
+      integer types are accepted and ``True`` / ``False`` refused, as the vector env does;
+      ``download`` must be a bool; seeds, options and keyword arguments are checked up front.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
@@ -118,14 +208,9 @@ class DelayedRecallEnv(gym.Env):
         download: bool = False,
         **task_kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
-        self.task = make_task(dataset, root, download, task_kwargs)
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.null_penalty = check_null_penalty(null_penalty)
-        self.render_mode = render_mode
+        self.task = make_task(make_config(dataset, task_kwargs), root, download)
         self.observation_space = observation_space(self.task)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self._spec: TrialSpec | None = None
@@ -146,8 +231,10 @@ class DelayedRecallEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
+        # Everything is checked before the generator is reseeded: a refused reset changes nothing.
+        seed = check_seed(seed)
         config = self.config.with_episode_options(options)
+        super().reset(seed=seed)
         if config != self.config:
             self.task = self.task.with_config(config)
         self._spec = self.task.sample_spec(1, self.np_random)
@@ -161,9 +248,7 @@ class DelayedRecallEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._t >= self.config.n_steps:
             raise gym.error.ResetNeeded("the episode has terminated; call reset()")
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be an integer in [0, {N_ACTIONS - 1}], got {action!r}")
-        reward = self._reward(int(action))
+        reward = self._reward(check_action(action))
         graded = self._t
         self._t += 1
         terminated = self._t >= self.config.n_steps

@@ -12,6 +12,7 @@ needs a ``B x 2000 x D`` tensor.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memenv.config import RESPONSE_WEIGHT, TaskConfig
+from memenv.config import RESPONSE_WEIGHT, TaskConfig, check_bytes
 from memenv.data import ImageSet, load_images
+from memenv.errors import ArgumentTypeError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -33,6 +35,48 @@ if TYPE_CHECKING:
 # the caller's, so that two cores can share the Gaussian draw (the sampler's main cost) while
 # the result stays the same on every machine, whatever its thread count.
 CPU_NOISE_PIECES = 4
+
+# What sampling allocates, for the up-front check against `memenv.config.max_bytes`: per trial
+# (4 float64 uniforms, 4 int64 facts and their temporaries) and per trial step (int64 target,
+# float32 weight and their temporaries), besides the float32 frames themselves.
+SPEC_BYTES_PER_TRIAL = 128
+TARGET_BYTES_PER_STEP = 32
+
+
+def check_data_source(root: Any, download: Any) -> None:
+    """Refuses a ``root`` that is not a path and a ``download`` that is not a bool.
+
+    Checked before `load_images` touches the file system, so that the envs refuse both with
+    the same wording whatever the loader does (it once took ``download="no"`` for True, and
+    a NUL character in a path fails inside `pathlib` with a message that names no argument).
+    """
+    if root is not None:
+        if not isinstance(root, str | os.PathLike):
+            raise ArgumentTypeError(
+                f"root must be None or a path (str or os.PathLike), got {root!r} "
+                f"({type(root).__name__})"
+            )
+        path = os.fspath(root)
+        if not isinstance(path, str):
+            raise ArgumentTypeError(f"root must be a text path, got {root!r} -> {path!r}")
+        if "\x00" in path:
+            raise UsageError(f"root must not contain a NUL character, got {path!r}")
+    if not isinstance(download, bool | np.bool_):
+        raise ArgumentTypeError(
+            f"download must be True or False, got {download!r} ({type(download).__name__})"
+        )
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` as an int >= 1 (any integer type; bools and floats refused)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise UsageError(
+            f"batch_size must be a positive integer, got {batch_size!r} "
+            f"({type(batch_size).__name__})"
+        )
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
 
 
 @dataclass
@@ -74,12 +118,12 @@ class TrialBatch:
         b, t, _ = self.obs.shape
         for name in ("target", "loss_weight"):
             if tuple(getattr(self, name).shape) != (b, t):
-                raise ValueError(
+                raise UsageError(
                     f"{name} has shape {tuple(getattr(self, name).shape)}, want {(b, t)}"
                 )
         for name in ("t_stim", "t_resp", "label"):
             if tuple(getattr(self, name).shape) != (b,):
-                raise ValueError(
+                raise UsageError(
                     f"{name} has shape {tuple(getattr(self, name).shape)}, want {(b,)}"
                 )
 
@@ -116,11 +160,14 @@ class DelayedRecallTask:
         download: bool = False,
     ) -> None:
         if not isinstance(config, TaskConfig):
-            raise ValueError(f"config must be a TaskConfig, got {type(config).__name__}")
+            raise UsageError(f"config must be a TaskConfig, got {type(config).__name__}")
         if images is None:
-            images = load_images(config.dataset, config.split, root=root, download=download)
+            check_data_source(root, download)
+            images = load_images(config.dataset, config.split, root=root, download=bool(download))
+        elif not isinstance(images, ImageSet):
+            raise UsageError(f"images must be an ImageSet or None, got {type(images).__name__}")
         if (images.dataset, images.split) != (config.dataset, config.split):
-            raise ValueError(
+            raise UsageError(
                 f"images are {images.dataset}/{images.split} but the config asks for "
                 f"{config.dataset}/{config.split}"
             )
@@ -153,7 +200,21 @@ class DelayedRecallTask:
                 the generator's device).
             obs_out: Optional ``[B, n_steps, P + 1]`` float32 buffer to fill in place (saves an
                 allocation per batch in training loops).
+
+        Raises:
+            UsageError: a bad ``batch_size``, or a batch whose arrays would exceed
+                `memenv.config.max_bytes` (4 GiB unless ``$MEMENV_MAX_BYTES`` says otherwise);
+                the size is computed and refused before anything is allocated.
         """
+        batch_size = check_batch_size(batch_size)
+        n_steps = self.config.n_steps
+        values = batch_size * n_steps * self.obs_dim
+        check_bytes(
+            batch_size * (SPEC_BYTES_PER_TRIAL + n_steps * TARGET_BYTES_PER_STEP)
+            + self._frame_bytes(values, rng, obs_out is None),
+            f"sample(batch_size={batch_size}) of {n_steps}-step trials (obs float32 "
+            f"[{batch_size}, {n_steps}, {self.obs_dim}])",
+        )
         spec = self.sample_spec(batch_size, rng)
         obs = self.render(spec, 0, self.config.n_steps, rng, out=obs_out)
         target, weight = self.targets(spec, 0, self.config.n_steps)
@@ -161,8 +222,8 @@ class DelayedRecallTask:
 
     def sample_spec(self, batch_size: int, rng: Generator) -> TrialSpec:
         """Draws labels, images, stimulus and response times for ``batch_size`` trials."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size)
+        check_bytes(batch_size * SPEC_BYTES_PER_TRIAL, f"sample_spec(batch_size={batch_size})")
         return self.spec_from_uniforms(trial_uniforms(batch_size, rng))
 
     def spec_from_uniforms(self, u_4xb: Any) -> TrialSpec:
@@ -197,14 +258,28 @@ class DelayedRecallTask:
         Noise is drawn afresh from ``rng`` for every call. Rendering a long trial window by window
         gives the same distribution as rendering it at once, in bounded memory.
         """
+        for name, value in (("start", start), ("stop", stop)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise UsageError(f"{name} must be an integer, got {value!r}")
         if not 0 <= start < stop:
-            raise ValueError(f"need 0 <= start < stop, got start={start!r}, stop={stop!r}")
-        shape = (spec.batch_size, stop - start, self.obs_dim)
+            raise UsageError(f"need 0 <= start < stop, got start={start!r}, stop={stop!r}")
+        shape = (spec.batch_size, int(stop - start), self.obs_dim)
         if out is not None and tuple(out.shape) != shape:
-            raise ValueError(f"out has shape {tuple(out.shape)}, want {shape}")
+            raise UsageError(f"out has shape {tuple(out.shape)}, want {shape}")
+        check_bytes(
+            self._frame_bytes(shape[0] * shape[1] * shape[2], rng, out is None),
+            f"render of {shape[0]} trials x {shape[1]} steps (float32 {list(shape)})",
+        )
         obs = self.noise(shape, rng, out=out)
         self.place(obs, spec, start)
         return obs
+
+    @staticmethod
+    def _frame_bytes(n_values: int, rng: Any, allocate: bool) -> int:
+        """Bytes that drawing ``n_values`` frame values takes: the float32 frames unless a
+        buffer is given, plus, in numpy, `gaussian_fill`'s float32 uniforms (as many)."""
+        per_value = (4 if allocate else 0) + (4 if isinstance(rng, np.random.Generator) else 0)
+        return n_values * per_value
 
     def noise(self, shape: tuple[int, ...], rng: Generator, out: Any = None):
         """Noise frames of ``shape`` (float32), mean = pixel mean, std = pixel std * noise_scale."""
@@ -239,7 +314,7 @@ class DelayedRecallTask:
         """
         mean, std = self._noise_mean_std()
         if len(rngs) != out_bxn.shape[0]:
-            raise ValueError(
+            raise UsageError(
                 f"need one generator per row: {len(rngs)} generators for {out_bxn.shape[0]} rows"
             )
 
@@ -377,7 +452,7 @@ def gaussian_fill_rows(
     """
     b, n = out_bxn.shape
     if len(rngs) != b:
-        raise ValueError(f"need one generator per row: {len(rngs)} generators for {b} rows")
+        raise UsageError(f"need one generator per row: {len(rngs)} generators for {b} rows")
     half = (n + 1) // 2
     rows_per_block = max(1, GAUSSIAN_BLOCK_BYTES // (8 * half))
     for start in range(0, b, rows_per_block):
@@ -410,7 +485,7 @@ def _check_torch_generator(rng: Any) -> None:
     import torch
 
     if not isinstance(rng, torch.Generator):
-        raise ValueError(
+        raise UsageError(
             f"rng must be a numpy.random.Generator or a torch.Generator, got {type(rng).__name__}"
         )
 

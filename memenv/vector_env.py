@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,18 +14,119 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from memenv.config import TaskConfig
+from memenv.config import TaskConfig, check_bytes, short_repr
+from memenv.data import FRAME_SHAPES
 from memenv.env import (
+    ENV_ARGUMENTS,
     FRAME_CHUNK,
     N_ACTIONS,
+    SEED_RULE,
+    check_action,
     check_null_penalty,
+    check_render_mode,
+    check_seed,
     frame_image,
+    make_config,
     make_task,
     observation_space,
 )
-from memenv.task import TrialSpec, trial_uniforms
+from memenv.errors import UsageError
+from memenv.task import GAUSSIAN_BLOCK_BYTES, NOISE_THREADS, TrialSpec, trial_uniforms
 
 INFO_KEYS = ("t", "target", "is_response", "loss_weight", "t_stim", "t_resp", "label")
+
+AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+
+# Bytes per sub-env, for the up-front memory check (measured with tracemalloc; the test
+# `test_vector_env_memory_estimate_bounds_what_it_allocates` keeps them honest):
+SPACE_BYTES_PER_VALUE = 20
+"""The batched observation space: float32 low and high, their bool masks, and the
+temporaries of building them (measured: 19 bytes per observation value)."""
+ENV_OVERHEAD_BYTES = 2048
+"""A sub-env's generator and its share of the info arrays (measured: about 1.5 KB)."""
+FIXED_BYTES = 2 * NOISE_THREADS * GAUSSIAN_BLOCK_BYTES
+"""Whatever the number of sub-envs: the uniforms each noise thread transforms at a time
+(`memenv.task.gaussian_fill_rows`), with room to spare."""
+
+
+def vector_env_bytes(num_envs: int, obs_dim: int, n_steps: int) -> int:
+    """What a `DelayedRecallVectorEnv` allocates at most, in bytes.
+
+    Per sub-env: the batched observation space, one frame chunk of ``min(n_steps,
+    FRAME_CHUNK)`` float32 frames with their int64 targets and float32 loss weights, the
+    observations returned (and ``final_obs``), and a fixed overhead; plus `FIXED_BYTES`.
+    """
+    window = min(n_steps, FRAME_CHUNK)
+    per_env = (
+        SPACE_BYTES_PER_VALUE * obs_dim
+        + window * (4 * obs_dim + 8 + 4)
+        + 2 * 4 * obs_dim
+        + ENV_OVERHEAD_BYTES
+    )
+    return num_envs * per_env + FIXED_BYTES
+
+
+def check_num_envs(num_envs: Any) -> int:
+    if isinstance(num_envs, bool | np.bool_) or not isinstance(num_envs, numbers.Integral):
+        raise UsageError(
+            f"num_envs must be a positive integer, got {num_envs!r} ({type(num_envs).__name__})"
+        )
+    if num_envs < 1:
+        raise UsageError(f"num_envs must be a positive integer, got {num_envs!r}")
+    return int(num_envs)
+
+
+def check_autoreset_mode(autoreset_mode: Any) -> AutoresetMode:
+    if isinstance(autoreset_mode, AutoresetMode) and autoreset_mode in AUTORESET_MODES.values():
+        return autoreset_mode
+    if isinstance(autoreset_mode, str) and autoreset_mode in AUTORESET_MODES:
+        return AUTORESET_MODES[autoreset_mode]
+    raise UsageError(f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}")
+
+
+def check_memory(num_envs: int, config: TaskConfig) -> None:
+    """Refuses, before any buffer exists, a vector env over `memenv.config.max_bytes`."""
+    obs_dim = 1 + math.prod(FRAME_SHAPES[config.dataset])
+    check_bytes(
+        vector_env_bytes(num_envs, obs_dim, config.n_steps),
+        f"a vector env of num_envs={num_envs} (obs_dim={obs_dim}, n_steps={config.n_steps})",
+    )
+
+
+def check_actions(actions: Any, num_envs: int) -> np.ndarray:
+    """``actions`` as an integer array ``[num_envs]`` in ``[0, N_ACTIONS)``.
+
+    The single env's rule (`memenv.env.check_action`) element-wise: an array (or anything
+    numpy turns into one, such as a CPU tensor) of any integer dtype, signed or unsigned, or a
+    list or tuple whose items the single env would accept. Bool and float arrays are refused,
+    even when they hold whole numbers. Every refusal is a `UsageError`.
+    """
+    if isinstance(actions, list | tuple):
+        if len(actions) != num_envs:
+            raise UsageError(
+                f"actions must hold {num_envs} integers (one per sub-env), got {len(actions)}: "
+                f"{short_repr(actions)}"
+            )
+        return np.array([check_action(a, f"actions[{i}]") for i, a in enumerate(actions)])
+    array = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
+    if array.dtype.kind not in "iu":
+        raise UsageError(
+            f"actions must be an integer array of shape ({num_envs},), got "
+            f"{short_repr(actions)} ({type(actions).__name__} of dtype {array.dtype})"
+        )
+    if array.shape != (num_envs,):
+        raise UsageError(
+            f"actions must be an integer array of shape ({num_envs},), got shape "
+            f"{array.shape}: {short_repr(actions)}"
+        )
+    bad = np.flatnonzero((array < 0) | (array >= N_ACTIONS))
+    if bad.size:
+        i = int(bad[0])
+        raise UsageError(
+            f"actions[{i}] must be an integer in [0, {N_ACTIONS - 1}], got {int(array[i])} "
+            f"({bad.size} of {num_envs} actions out of range)"
+        )
+    return array
 
 
 class DelayedRecallVectorEnv(VectorEnv):
@@ -40,9 +144,26 @@ class DelayedRecallVectorEnv(VectorEnv):
     All episodes have ``n_steps`` steps, so the sub-envs stay in lockstep and end together.
 
     ## Actions
-    An integer array of shape ``[num_envs]`` (any integer dtype) with values in
-    ``[0, 10]``; anything else raises ``ValueError``. Floats are refused, as the single env's
-    ``Discrete`` space refuses them.
+    An integer array of shape ``[num_envs]`` (any integer dtype, signed or unsigned) with
+    values in ``[0, 10]``, or a list or tuple of ``num_envs`` actions that the single env
+    accepts: the single env's rule (`memenv.env.check_action`) element-wise. Bool and float
+    arrays (even of whole numbers), other shapes, strings and None raise
+    `memenv.errors.UsageError` (a ValueError) naming the first bad action. Actions are checked
+    on every step, including the next-step autoreset step that ignores them.
+
+    ## Reset
+    ``seed`` is None, a non-negative integer (sub-env ``i`` gets ``seed + i``) or a list or
+    tuple of ``num_envs`` such seeds or Nones; ``options`` is None or a dict of per-episode
+    `TaskConfig` fields. Both are checked, with the single env's wording, before anything
+    changes.
+
+    ## Memory
+    The env computes what it will allocate (`vector_env_bytes`: about 225 KB per MNIST
+    sub-env with ``n_steps >= 64``, 87 KB at the paper's 20 steps) before allocating, and
+    refuses with a `memenv.errors.UsageError` naming ``num_envs``, the bytes and the limit
+    when that exceeds 4 GiB (`memenv.config.DEFAULT_MAX_BYTES`; set the environment variable
+    ``MEMENV_MAX_BYTES`` to change it). Reset options that lengthen the episodes are checked
+    the same way.
 
     ## Autoreset
     ``autoreset_mode="next_step"`` (default, Gymnasium's convention): the step after a
@@ -57,13 +178,17 @@ class DelayedRecallVectorEnv(VectorEnv):
     Gymnasium ``_key`` mask.
 
     ## Arguments
-    ``num_envs`` and ``autoreset_mode`` plus every argument of `DelayedRecallEnv`.
+    ``num_envs`` (a positive integer of any integer type) and ``autoreset_mode`` plus every
+    argument of `DelayedRecallEnv`, checked up front in the same way (`UsageError` for a bad
+    value, `ArgumentTypeError` for an unknown keyword or a bad ``root`` / ``download`` type).
     ``reset(options=...)`` applies per-episode `TaskConfig` fields to all sub-envs;
     `set_next_episode_options` schedules them for the next episode start (autoreset
     included), which is how curricula change the task between episodes.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Later hardening changed no valid episode: list actions holding
+      bools are refused, as the single env refuses bools; seeds, options, keyword arguments
+      and the memory the env needs are checked up front.
     """
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -80,24 +205,15 @@ class DelayedRecallVectorEnv(VectorEnv):
         download: bool = False,
         **task_kwargs: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
-        mode = (
-            modes.get(autoreset_mode, autoreset_mode)
-            if isinstance(autoreset_mode, str)
-            else autoreset_mode
-        )
-        if mode not in modes.values():
-            raise ValueError(
-                f"autoreset_mode must be 'next_step' or 'same_step', got {autoreset_mode!r}"
-            )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self.task = make_task(dataset, root, download, task_kwargs)
+        # Every argument is checked, and the memory computed, before anything is allocated.
+        num_envs = check_num_envs(num_envs)
+        mode = check_autoreset_mode(autoreset_mode)
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.null_penalty = check_null_penalty(null_penalty)
-        self.render_mode = render_mode
+        config = make_config(dataset, task_kwargs, ("num_envs", "autoreset_mode") + ENV_ARGUMENTS)
+        check_memory(num_envs, config)
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.task = make_task(config, root, download)
         self.num_envs = num_envs
         self.single_observation_space = observation_space(self.task)
         self.single_action_space = spaces.Discrete(N_ACTIONS)
@@ -123,10 +239,17 @@ class DelayedRecallVectorEnv(VectorEnv):
     def data_source(self) -> str:
         return self.task.images.source
 
-    def set_next_episode_options(self, options: dict[str, Any]) -> None:
-        """Validates ``options`` now and applies them when the next episodes start."""
-        merged = {**self._pending, **options}
-        self.config.with_episode_options(merged)
+    def set_next_episode_options(self, options: Mapping[str, Any] | None) -> None:
+        """Validates ``options`` now and applies them when the next episodes start.
+
+        Raises:
+            UsageError: as ``reset(options=...)`` does, or longer episodes than memory allows.
+        """
+        self.config.with_episode_options(options)  # the message names these options alone
+        merged = {**self._pending, **(options or {})}
+        config = self.config.with_episode_options(merged)
+        if config.n_steps != self.config.n_steps:
+            check_memory(self.num_envs, config)
         self._pending = merged
 
     def reset(
@@ -135,25 +258,22 @@ class DelayedRecallVectorEnv(VectorEnv):
         seed: int | list[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        if options:
-            self.set_next_episode_options(options)
+        seeds = self._check_seeds(seed)  # before the options change anything
+        self.set_next_episode_options(options)
         if seed is not None or self._rngs is None:
-            self._seed(seed)
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+            self._np_random = self._rngs[0]
         self._start_episodes()
         return self._observation(), self._info()
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         if self._spec is None:
             raise RuntimeError("call reset() before step()")
+        actions = check_actions(actions, self.num_envs)
         if self._needs_reset:  # next-step autoreset: this step only starts new episodes
             self._start_episodes()
             zeros = np.zeros(self.num_envs, dtype=bool)
             return self._observation(), np.zeros(self.num_envs), zeros, zeros.copy(), self._info()
-        actions = np.asarray(actions)
-        if not self._valid_actions(actions):
-            raise ValueError(
-                f"actions must be {self.num_envs} integers in [0, {N_ACTIONS - 1}], got {actions!r}"
-            )
         rewards = self._rewards(actions)
         graded = self._t
         self._t += 1
@@ -188,17 +308,19 @@ class DelayedRecallVectorEnv(VectorEnv):
         return tuple(frame_image(f, self.task.images.frame_shape) for f in frames)
 
     # ---------------------------------------------------------------------------- internals
-    def _seed(self, seed: int | list[int | None] | None) -> None:
+    def _check_seeds(self, seed: Any) -> list[int | None]:
+        """One seed per sub-env, worded as the single env words a bad seed."""
         if isinstance(seed, list | tuple):
             if len(seed) != self.num_envs:
-                raise ValueError(f"need {self.num_envs} seeds, got {len(seed)}: {seed!r}")
-            seeds = list(seed)
-        elif seed is None:
-            seeds = [None] * self.num_envs
-        else:
-            seeds = [seed + i for i in range(self.num_envs)]
-        self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        self._np_random = self._rngs[0]
+                raise UsageError(
+                    f"seed must be {SEED_RULE}, or a list of {self.num_envs} seeds (one per "
+                    f"sub-env); got a list of {len(seed)}: {short_repr(seed)}"
+                )
+            return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)]
+        first = check_seed(seed)
+        if first is None:
+            return [None] * self.num_envs
+        return [first + i for i in range(self.num_envs)]
 
     def _start_episodes(self) -> None:
         if self._pending:
@@ -213,13 +335,6 @@ class DelayedRecallVectorEnv(VectorEnv):
         self._frames = None
         self._frames_start = -1
         self._needs_reset = False
-
-    def _valid_actions(self, actions: np.ndarray) -> bool:
-        """Integers in range, one per sub-env; like the single env, floats such as 1.5 are
-        refused rather than truncated."""
-        if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu":
-            return False
-        return not ((actions < 0) | (actions >= N_ACTIONS)).any()
 
     def _rewards(self, actions: np.ndarray) -> np.ndarray:
         spec = self._spec
@@ -243,6 +358,7 @@ class DelayedRecallVectorEnv(VectorEnv):
 
     def _draw_chunk(self, start: int, stop: int) -> None:
         """Frames, targets and loss weights of steps ``[start, stop)`` for every sub-env."""
+        self._frames = None  # the old chunk goes first: one chunk in memory, not two
         frames = np.empty((self.num_envs, stop - start, self.task.obs_dim), np.float32)
         self.task.noise_rows(self._rngs, frames.reshape(self.num_envs, -1))
         self.task.place(frames, self._spec, start)

@@ -59,6 +59,14 @@ def mnist_root(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def session_mnist_root(tmp_path_factory) -> Path:
+    """Like `mnist_root`, made once per session, for fixtures that train once and are copied."""
+    root = tmp_path_factory.mktemp("session-mnist")
+    make_idx_dataset(root / "MNIST" / "raw", {"train": 12, "test": 5})
+    return root
+
+
 @pytest.fixture
 def cifar_root(tmp_path) -> Path:
     """A folder holding a tiny CIFAR-10 in the python-pickle format (ROOT/cifar-10-batches-py)."""

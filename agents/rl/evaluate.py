@@ -9,6 +9,7 @@ import numpy as np
 from agents.evaluate import DelayAccuracy
 from agents.rl.vec_env import make_sb3_vec_env
 from memenv.config import N_LABELS
+from memenv.errors import UsageError
 
 
 def run_sb3_episodes(
@@ -34,9 +35,9 @@ def run_sb3_episodes(
         reward at the response step was 1).
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
+        raise UsageError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     if envs.get_attr("null_penalty")[0] != 0:
-        raise ValueError("grading by reward needs null_penalty=0")
+        raise UsageError("grading by reward needs null_penalty=0")
     envs.seed(seed)
     obs = envs.reset()
     infos = list(envs.reset_infos)
@@ -106,9 +107,9 @@ def evaluate_sb3_delays(
     """
     delays = [int(d) for d in delays]
     if not delays or min(delays) < 1:
-        raise ValueError(f"delays must be positive integers, got {delays!r}")
+        raise UsageError(f"delays must be positive integers, got {delays!r}")
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+        raise UsageError(f"n_trials must be a positive integer, got {n_trials!r}")
     correct = np.zeros((1, len(delays)), dtype=np.int64)
     class_correct = np.zeros((1, len(delays), N_LABELS), dtype=np.int64)
     class_trials = np.zeros((len(delays), N_LABELS), dtype=np.int64)

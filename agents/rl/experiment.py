@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from agents.checkpoint import read_json
+from memenv.errors import CorruptFileError, MissingFileError, UnsafeFileError, UsageError
+
 ALGOS = ("recurrent-ppo", "ppo")
 FEATURES = ("mlp", "cnn")
 CURRICULA = ("none", "adaptive-vocu")
@@ -150,16 +153,16 @@ class RLConfig:
         if self.t_max is not None:
             _integer("t_max", self.t_max, 5, self.n_steps)
         elif self.n_steps < 5:
-            raise ValueError(f"n_steps must be >= 5 (min_delay 4 + 1), got {self.n_steps!r}")
+            raise UsageError(f"n_steps must be >= 5 (min_delay 4 + 1), got {self.n_steps!r}")
         if self.torch_threads is not None:
             _integer("torch_threads", self.torch_threads, 1)
         if self.curriculum == "adaptive-vocu" and self.n_classes < 3:
-            raise ValueError(
+            raise UsageError(
                 f"n_classes must be >= 3 with curriculum='adaptive-vocu' (it starts at 2), "
                 f"got {self.n_classes!r}"
             )
         if self.batch_size < 2 or self.batch_size > self.num_envs * self.rollout_steps:
-            raise ValueError(
+            raise UsageError(
                 f"batch_size must be in [2, num_envs * rollout_steps = "
                 f"{self.num_envs * self.rollout_steps}], got {self.batch_size!r}"
             )
@@ -177,7 +180,7 @@ class RLConfig:
             isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
             for n in self.net_arch
         ):
-            raise ValueError(
+            raise UsageError(
                 f"net_arch must be a tuple of positive integers, got {self.net_arch!r}"
             )
         object.__setattr__(self, "net_arch", tuple(int(n) for n in self.net_arch))
@@ -195,7 +198,7 @@ class RLConfig:
         """A config from ``config.json`` (lists become tuples; unknown keys raise)."""
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"unknown RLConfig field(s): {unknown}")
+            raise UsageError(f"unknown RLConfig field(s): {unknown}")
         data = dict(data)
         if "net_arch" in data:
             data["net_arch"] = tuple(data["net_arch"])
@@ -204,15 +207,15 @@ class RLConfig:
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        raise UsageError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise UsageError(f"{name} must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+        raise UsageError(f"{name} must be {bound}, got {value!r}")
 
 
 def _real(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
@@ -221,7 +224,7 @@ def _real(name: str, value: Any, low: float, high: float, low_open: bool = False
         ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
         bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
+        raise UsageError(f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
 
 
 def train_rl(config: RLConfig, progress: bool = False) -> dict[str, Any]:
@@ -500,7 +503,7 @@ def plot_runs(runs: dict[str, str | Path], title: str = ""):
     by_steps, by_time = figure.subplots(1, 2, sharey=True)
     for i, (label, run_dir) in enumerate(runs.items()):
         rows = [row for row in load_curve(run_dir) if "test_accuracy" in row]
-        final = json.loads((Path(run_dir) / "summary.json").read_text())["test_accuracy"]
+        final = read_json(Path(run_dir) / "summary.json")["test_accuracy"]
         text = f"{label} (final {final:.1%})"
         steps = [row["timesteps"] for row in rows]
         seconds = [row["seconds"] for row in rows]
@@ -518,13 +521,78 @@ def plot_runs(runs: dict[str, str | Path], title: str = ""):
     return figure
 
 
-def load_model(run_dir: str | Path, device: str = "cpu") -> Any:
-    """The trained model of a `train_rl` run (``model.zip``, algorithm from ``config.json``)."""
-    config = RLConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
-    if config.algo == "ppo":
-        from stable_baselines3 import PPO
+def load_model(run_dir: str | Path, device: str = "cpu", *, trusted: bool = False) -> Any:
+    """The trained model of a `train_rl` run, without running code from its files.
 
-        return PPO.load(Path(run_dir) / "model.zip", device=device)
-    from sb3_contrib import RecurrentPPO
+    SB3's own ``PPO.load`` unpickles objects stored in ``model.zip`` with cloudpickle, which
+    runs whatever code the file carries. By default the model is instead rebuilt from the
+    run's ``config.json`` (plain JSON) and only its weights are read from ``model.zip``
+    (``policy.pth`` and ``policy.optimizer.pth``, through ``torch.load(weights_only=True)``).
 
-    return RecurrentPPO.load(Path(run_dir) / "model.zip", device=device)
+    Args:
+        run_dir: A `train_rl` run directory.
+        device: Where to put the model.
+        trusted: Use SB3's own loader (cloudpickle) instead: only for a file you made yourself,
+            e.g. one saved by a model this code cannot rebuild.
+
+    Raises:
+        MissingFileError: no ``config.json`` or ``model.zip``.
+        CorruptFileError: either file is damaged, or the weights do not fit the config.
+        UnsafeFileError: a weights file holds objects other than tensors.
+    """
+    run_dir = Path(run_dir)
+    config = read_rl_config(run_dir / "config.json")
+    zip_path = run_dir / "model.zip"
+    if not zip_path.is_file():
+        raise MissingFileError(f"{run_dir} holds no model.zip: the run did not finish")
+    if trusted:
+        if config.algo == "ppo":
+            from stable_baselines3 import PPO
+
+            return PPO.load(zip_path, device=device)
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO.load(zip_path, device=device)
+    from agents.rl.vec_env import make_sb3_vec_env
+
+    envs = make_sb3_vec_env(
+        config.env_id, config.num_envs, n_classes=config.n_classes, **config.task_kwargs
+    )
+    model = build_model(dataclasses.replace(config, device=device), envs)
+    _set_weights(model, zip_path, device)
+    return model
+
+
+def _set_weights(model: Any, zip_path: Path, device: str) -> None:
+    """SB3's weights-only load (``load_data=False``: no cloudpickle) with errors naming the file."""
+    import pickle
+    import zipfile
+
+    try:
+        model.set_parameters(str(zip_path), exact_match=True, device=device)
+    except pickle.UnpicklingError as error:
+        raise UnsafeFileError(
+            f"refused to load {zip_path}: its weights hold objects other than tensors "
+            f"({str(error).splitlines()[0][:120]}); do not use a file from a source you do not trust"
+        ) from None
+    except (zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError) as error:
+        raise CorruptFileError(
+            f"{zip_path} is damaged or does not fit the run's config.json "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
+        ) from None
+
+
+def read_rl_config(path: Path) -> RLConfig:
+    """A run's ``config.json`` as an `RLConfig`; a damaged file is a CorruptFileError naming it."""
+    if not path.is_file():
+        raise MissingFileError(f"{path.parent} is not a train_rl run (no config.json)")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptFileError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise CorruptFileError(f"{path} holds a JSON {type(data).__name__}, not an RLConfig")
+    try:
+        return RLConfig.from_dict(data)
+    except (UsageError, TypeError) as error:
+        raise CorruptFileError(f"{path} is not a valid RLConfig: {error}") from None

@@ -7,6 +7,8 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from memenv.errors import UsageError
+
 FRAME_SHAPES = {784: (1, 28, 28), 3072: (3, 32, 32)}
 
 
@@ -28,11 +30,11 @@ class FrameTriggerExtractor(BaseFeaturesExtractor):
         self, observation_space: gym.spaces.Box, features_dim: int = 129, channels: int = 16
     ) -> None:
         if len(observation_space.shape) != 1 or observation_space.shape[0] - 1 not in FRAME_SHAPES:
-            raise ValueError(
+            raise UsageError(
                 f"expected a flat observation of 785 or 3073 values, got {observation_space.shape}"
             )
         if features_dim < 2:
-            raise ValueError(f"features_dim must be >= 2, got {features_dim!r}")
+            raise UsageError(f"features_dim must be >= 2, got {features_dim!r}")
         super().__init__(observation_space, features_dim)
         self.frame_shape = FRAME_SHAPES[observation_space.shape[0] - 1]
         in_channels, height, width = self.frame_shape

@@ -10,6 +10,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 import memenv  # noqa: F401  (registers the ids)
+from memenv.errors import UsageError
 from memenv.vector_env import INFO_KEYS, DelayedRecallVectorEnv
 
 
@@ -34,9 +35,9 @@ class SB3VecEnv(VecEnv):
 
     def __init__(self, venv: DelayedRecallVectorEnv) -> None:
         if not isinstance(venv, DelayedRecallVectorEnv):
-            raise ValueError(f"venv must be a DelayedRecallVectorEnv, got {type(venv).__name__}")
+            raise UsageError(f"venv must be a DelayedRecallVectorEnv, got {type(venv).__name__}")
         if venv.metadata["autoreset_mode"] != gym.vector.AutoresetMode.SAME_STEP:
-            raise ValueError(
+            raise UsageError(
                 "SB3 resets finished episodes in the same step: build the env with "
                 f"autoreset_mode='same_step', got {venv.metadata['autoreset_mode']!r}"
             )
@@ -49,7 +50,7 @@ class SB3VecEnv(VecEnv):
         seeds = self._seeds if any(s is not None for s in self._seeds) else None
         options = self._options[0] if self._options else {}
         if any(o != options for o in self._options):
-            raise ValueError("all sub-envs share one task: pass the same options to every env")
+            raise UsageError("all sub-envs share one task: pass the same options to every env")
         obs, info = self.venv.reset(seed=seeds, options=options or None)
         self.reset_infos = _split_info(info, self.num_envs)
         self._reset_seeds()
@@ -111,7 +112,7 @@ class SB3VecEnv(VecEnv):
     def _require_all(self, indices: VecEnvIndices, what: str) -> None:
         chosen = sorted(set(self._get_indices(indices)))
         if chosen != list(range(self.num_envs)):
-            raise ValueError(
+            raise UsageError(
                 f"{what} on envs {chosen}: the {self.num_envs} sub-envs share one task "
                 "configuration, so they can only be changed together (indices=None)"
             )

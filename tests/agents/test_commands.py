@@ -56,27 +56,34 @@ def test_train_then_eval(mnist_root, tmp_path, capsys):
 
 
 def test_bad_arguments_exit_2(mnist_root, tmp_path, capsys):
+    from memenv.cli import main
+
     bad = [
-        TINY + ["--cell", "transformer"],
-        TINY + ["--set", "no_such_field=1"],
-        TINY + ["--set", "lr"],
-        TINY
-        + [
-            "--curriculum",
+        (TINY + ["--cell", "transformer"], "TrainConfig.cell"),
+        (TINY + ["--set", "no_such_field=1"], "no_such_field"),
+        (TINY + ["--set", "lr"], "FIELD=VALUE"),
+        (
+            TINY
+            + [
+                "--curriculum",
+                "bogus",
+                "--run-dir",
+                str(tmp_path / "x"),
+                "--data-root",
+                str(mnist_root),
+            ],
             "bogus",
-            "--run-dir",
-            str(tmp_path / "x"),
-            "--data-root",
-            str(mnist_root),
-        ],
+        ),  # fmt: skip
     ]
-    for argv in bad:
-        assert run_train(_parse(add_train_arguments, argv)) == 2
-    assert "cell" in capsys.readouterr().err
-    args = _parse(add_eval_arguments, [str(tmp_path / "missing"), "--no-progress"])
-    assert run_eval(args) == 2
-    args = _parse(add_eval_arguments, [str(tmp_path), "--delays", "0,4"])
-    assert run_eval(args) == 2
+    for argv, named in bad:
+        assert main(["train", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("memenv train: error: ") and named in err, err
+    assert main(["eval", str(tmp_path / "missing"), "--no-progress"]) == 2
+    assert "missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", str(tmp_path), "--delays", "0,4"])
+    assert stop.value.code == 2 and "--delays" in capsys.readouterr().err
 
 
 def test_preset_and_overrides():

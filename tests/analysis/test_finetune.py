@@ -146,8 +146,10 @@ def test_the_command_fine_tunes_and_prints_where(tiny_run, every_trial_counts, t
 def test_the_command_rejects_bad_input(tiny_run, tmp_path, capsys):
     from memenv.cli import main
 
-    assert main(["regularize", str(tiny_run), "--mode", "center", "--lam", "-1"]) == 2
-    assert "lam must be >= 0, got -1.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["regularize", str(tiny_run), "--mode", "center", "--lam", "-1"])
+    assert stop.value.code == 2
+    assert "--lam: must be a finite number >= 0, got '-1'" in capsys.readouterr().err
     assert main(["regularize", str(tmp_path / "none"), "--mode", "center"]) == 2
     assert "not a run directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):

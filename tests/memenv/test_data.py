@@ -1,11 +1,14 @@
 import gzip
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
 
 from memenv import data
 from memenv.data import CorruptDataError, DataSetNotFoundError, load_images
+from memenv.errors import ArgumentTypeError, CorruptFileError, MissingFileError, UsageError
 from tests.conftest import make_idx_dataset, write_idx
 
 
@@ -68,16 +71,106 @@ def test_wrong_magic_is_a_clear_error(tmp_path):
         load_images("mnist", "train", root=tmp_path)
 
 
-def test_missing_full_mnist_falls_back_with_a_warning_naming_where_it_looked(tmp_path):
-    with pytest.warns(UserWarning, match=str(tmp_path)):
-        images = load_images("mnist", "train", root=tmp_path)
-    assert images.is_embedded
+def test_a_folder_without_mnist_is_an_error_listing_where_it_looked(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no fallback warning either
+        with pytest.raises(DataSetNotFoundError) as caught:
+            load_images("mnist", "train", root=tmp_path)
+    message = str(caught.value)
+    assert f"in data folder {tmp_path} (from argument root=)" in message
+    for looked in (
+        f"{tmp_path}/MNIST/raw/{{train-images-idx3-ubyte,train-labels-idx1-ubyte}}[.gz]",
+        f"{tmp_path}/{{train-images-idx3-ubyte,train-labels-idx1-ubyte}}[.gz]",
+        f"{tmp_path}/mnist.pkl.gz",
+    ):
+        assert looked in message
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "cifar10"])
+def test_a_missing_root_is_an_error_even_where_other_copies_exist(dataset, tmp_path, monkeypatch):
+    make_idx_dataset(tmp_path / "debian", {"train": 2})
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(DataSetNotFoundError, match="does not exist") as caught:
+        load_images(dataset, "train", root=missing)
+    assert f"data folder {missing} (from argument root=) does not exist" in str(caught.value)
+    assert "Looked for: " in str(caught.value)
+    assert not missing.exists()
+
+
+def test_a_root_that_is_a_file_is_an_error(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(b"")
+    with pytest.raises(DataSetNotFoundError, match="is a file, not a folder"):
+        load_images("mnist", "train", root=path)
+
+
+def test_memenv_data_without_mnist_is_an_error_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMENV_DATA", str(tmp_path))
+    with pytest.raises(DataSetNotFoundError, match="from environment variable MEMENV_DATA"):
+        load_images("mnist", "test")
+    monkeypatch.setenv("MEMENV_DATA", str(tmp_path / "gone"))
+    with pytest.raises(DataSetNotFoundError, match="MEMENV_DATA\\) does not exist"):
+        load_images("mnist", "test")
+
+
+def test_an_empty_memenv_data_means_no_folder(monkeypatch):
+    monkeypatch.setenv("MEMENV_DATA", "")
+    with pytest.warns(UserWarning, match="embedded 5,000-image MNIST subset"):
+        assert load_images("mnist", "test").is_embedded
+
+
+def test_a_failed_mnist_download_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_torchvision_download", lambda *_: "URLError: offline")
+    for root in (None, tmp_path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(DataSetNotFoundError, match="could not download MNIST .*offline"):
+                load_images("mnist", "train", root=root, download=True)
+
+
+def test_download_creates_a_missing_root(tmp_path, monkeypatch):
+    def fake_download(dataset, target):
+        make_idx_dataset(target / "MNIST" / "raw", {"train": 3})
+
+    monkeypatch.setattr(data, "_torchvision_download", fake_download)
+    images = load_images("mnist", "train", root=tmp_path / "new", download=True)
+    assert images.n_per_class == 3 and str(tmp_path / "new") in images.source
+
+
+@pytest.mark.parametrize("download", ["yes", 1, None, np.array([True])])
+def test_download_must_be_a_bool(download):
+    with pytest.raises(
+        ArgumentTypeError, match=re.escape(f"download must be True or False, got {download!r}")
+    ):
+        load_images("mnist", "train", download=download)
+
+
+def test_root_must_be_a_path():
+    with pytest.raises(ArgumentTypeError, match="root must be a folder path .* got 5 \\(int\\)"):
+        load_images("mnist", "train", root=5)
+    with pytest.raises(ArgumentTypeError, match="got b'/data' \\(bytes\\)"):
+        load_images("mnist", "train", root=b"/data")
+
+    class BytesPath:
+        def __fspath__(self):
+            return b"/data"
+
+    with pytest.raises(ArgumentTypeError, match="root must be a text path, got .* -> b'/data'"):
+        load_images("mnist", "train", root=BytesPath())
+    for bad in ("", "/da\x00ta"):
+        with pytest.raises(UsageError, match="root must be a folder path, got"):
+            load_images("mnist", "train", root=bad)
+
+
+def test_a_numpy_bool_is_a_bool(mnist_root):
+    assert load_images("mnist", "test", root=mnist_root, download=np.bool_(False)).n_per_class == 5
 
 
 def test_unknown_dataset_and_split():
-    with pytest.raises(ValueError, match="'svhn'"):
+    with pytest.raises(UsageError, match="'svhn'"):
         load_images("svhn")
-    with pytest.raises(ValueError, match="'dev'"):
+    with pytest.raises(UsageError, match="'dev'"):
         load_images("mnist", "dev")
 
 
@@ -94,6 +187,15 @@ def test_fashion_mnist_from_a_debian_style_folder(tmp_path, monkeypatch):
     assert images.n_per_class == 3 and images.pixel_mean == pytest.approx(0.2860)
 
 
+def test_fashion_mnist_from_debian_when_the_root_folder_lacks_it(mnist_root, tmp_path, monkeypatch):
+    """The Debian package holds the same data set, so a root without Fashion-MNIST (but with
+    MNIST, as in the env tests) reads it there rather than failing."""
+    make_idx_dataset(tmp_path / "debian", {"train": 4})
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    images = load_images("fashion-mnist", "train", root=mnist_root)
+    assert images.n_per_class == 4 and str(tmp_path / "debian") in images.source
+
+
 def test_cifar10_from_python_batches(cifar_root):
     images = load_images("cifar10", "train", root=cifar_root)
     assert images.images_nxp.shape == (150, 3072) and images.frame_shape == (3, 32, 32)
@@ -101,8 +203,12 @@ def test_cifar10_from_python_batches(cifar_root):
 
 
 def test_cifar10_missing_says_how_to_get_it(tmp_path):
-    with pytest.raises(DataSetNotFoundError, match="cifar-10-python.tar.gz"):
+    with pytest.raises(DataSetNotFoundError, match="cifar-10-python.tar.gz") as caught:
         load_images("cifar10", "train", root=tmp_path)
+    assert f"in data folder {tmp_path} (from argument root=)" in str(caught.value)
+    assert f"{tmp_path}/cifar-10-batches-py/{{data_batch_1 ... data_batch_5}}" in str(caught.value)
+    with pytest.raises(DataSetNotFoundError, match="no data folder given"):
+        load_images("cifar10", "test")
 
 
 def test_cifar10_corrupt_batch(cifar_root):
@@ -129,3 +235,9 @@ def test_changed_source_file_invalidates_the_cache(mnist_root):
     data._load_cached.cache_clear()
     make_idx_dataset(mnist_root / "MNIST" / "raw", {"train": 7}, seed=5)
     assert load_images("mnist", "train", root=mnist_root).n_per_class == 7 != first.n_per_class
+
+
+def test_error_classes_keep_their_names_and_join_the_memenv_hierarchy():
+    assert issubclass(DataSetNotFoundError, MissingFileError)
+    assert issubclass(DataSetNotFoundError, FileNotFoundError)
+    assert CorruptDataError is CorruptFileError and issubclass(CorruptDataError, ValueError)

@@ -1,17 +1,27 @@
 import pickle
+import re
+import tracemalloc
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import memenv
-from memenv.vector_env import DelayedRecallVectorEnv
+import memenv.task
+from memenv.config import DEFAULT_MAX_BYTES, format_bytes
+from memenv.env import DelayedRecallEnv
+from memenv.errors import ArgumentTypeError, MemenvError, UsageError
+from memenv.vector_env import DelayedRecallVectorEnv, vector_env_bytes
 
 # Unbounded Gaussian noise means infinite pixel bounds; Gymnasium notes that, nothing more.
 KNOWN_BOUND_NOTES = ("minimum value is -infinity", "maximum value is infinity")
+
+
+pytestmark = pytest.mark.usefixtures("embedded_images_once")
 
 
 def data_kwargs(env_id, mnist_root, cifar_root, monkeypatch):
@@ -282,3 +292,376 @@ def test_the_task_needs_memory():
     assert accuracy(memory=True, episodes=50, seed=0) == 1.0
     memoryless = accuracy(memory=False, episodes=800, seed=1)
     assert 0.25 - 0.06 < memoryless < 0.25 + 0.06  # chance is 1/4; 4 sigma is 0.06
+
+
+# ---------------------------------------------------------------------------- hardening
+ENV_ID = "DelayedRecall-MNIST-v0"
+
+
+# One action rule for both envs: (action, accepted).
+ACTION_TABLE = [
+    (0, True),
+    (10, True),
+    (3, True),
+    *[(t(2), True) for t in (np.int8, np.int16, np.int32, np.int64)],
+    *[(t(2), True) for t in (np.uint8, np.uint16, np.uint32, np.uint64)],
+    (np.array(2), True),
+    (np.array(10, dtype=np.uint64), True),
+    (True, False),
+    (False, False),
+    (np.True_, False),
+    (np.array(True), False),
+    (2.0, False),
+    (np.float32(2.0), False),
+    (np.float64(2.0), False),
+    (np.array(2.0), False),
+    ("2", False),
+    (None, False),
+    (-1, False),
+    (11, False),
+    (np.uint64(2**64 - 1), False),
+    (2**70, False),
+    (np.array([2]), False),
+    ([2], False),
+]
+
+
+@pytest.mark.parametrize(("action", "accepted"), ACTION_TABLE, ids=repr)
+def test_single_and_vector_envs_take_the_same_actions(action, accepted):
+    """The single env takes ``action``, and the vector env ``[action, action]`` as a list and
+    as a numpy array (whose dtype follows the action's type), exactly when the rule says so;
+    refusals are UsageErrors that show the value (and its type, when the type is wrong)."""
+    env = gym.make(ENV_ID)
+    vec = gym.make_vec(ENV_ID, num_envs=2)
+    env.reset(seed=0)
+    vec.reset(seed=0)
+    calls = {
+        "single": lambda: env.step(action),
+        "list": lambda: vec.step([action, action]),
+        "array": lambda: vec.step(np.array([action, action])),
+    }
+    for how, call in calls.items():
+        if accepted:
+            info = call()[4]
+            assert np.all(np.asarray(info["t"]) == 1), how
+            env.reset(seed=0)
+            vec.reset(seed=0)
+            continue
+        with pytest.raises(UsageError) as caught:
+            call()
+        message = str(caught.value)
+        assert "action" in message, how
+        if how == "single":
+            assert repr(action) in message
+            if not isinstance(action, int) or isinstance(action, bool):
+                assert type(action).__name__ in message
+
+
+def test_vector_env_actions_any_integer_dtype_and_nothing_else():
+    vec = gym.make_vec(ENV_ID, num_envs=3)
+    vec.reset(seed=0)
+    for dtype in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64):
+        _, rewards, _, _, info = vec.step(np.array([0, 5, 10], dtype=dtype))
+        assert rewards.shape == (3,)
+    for dtype in (bool, np.float16, np.float32, np.float64, object, str):
+        actions = np.zeros(3, dtype=dtype)
+        with pytest.raises(UsageError, match=re.escape(f"dtype {actions.dtype})")):
+            vec.step(actions)
+    for shape in [(), (2,), (4,), (3, 1), (1, 3)]:
+        with pytest.raises(UsageError, match=r"shape \(3,\)"):
+            vec.step(np.zeros(shape, dtype=np.int64))
+    with pytest.raises(UsageError, match=r"actions\[1\] must be an integer in \[0, 10\], got 11"):
+        vec.step(np.array([0, 11, 12], dtype=np.uint8))
+    with pytest.raises(UsageError, match=r"actions\[2\] .* got True \(bool\)"):
+        vec.step([0, 1, True])
+    t = info["t"].copy()
+    assert (vec.step(np.zeros(3, np.int64))[4]["t"] == t + 1).all()  # refusals changed nothing
+
+
+def test_actions_are_checked_on_the_autoreset_step_too():
+    vec = gym.make_vec(ENV_ID, num_envs=2, n_steps=5, t_max=5, min_delay=1)
+    vec.reset(seed=0)
+    for _ in range(5):
+        vec.step(np.zeros(2, np.int64))
+    with pytest.raises(UsageError, match="actions"):
+        vec.step(np.array([0.0, 0.0]))  # the step that only resets still refuses floats
+
+
+# Seeds and options both envs refuse, with identical messages.
+BAD_SEEDS = ["x", -1, -(2**70), 1.5, np.float64(2.0), True, np.True_, b"1", {"a": 1}, np.array(3)]
+BAD_OPTIONS = [
+    "x",
+    [],
+    (),
+    5,
+    [("n_steps", 30)],
+    {"tmax": 5},
+    {1: 2},
+    {"dataset": "cifar10"},
+    {"split": "test"},
+    {"n_classes": True},
+    {"n_classes": 11},
+    {"t_max": 2.5},
+    {"noise_scale": float("nan")},
+    {"n_steps": 2**40},
+    {"delay": 5},
+]
+
+
+@pytest.mark.parametrize("seed", BAD_SEEDS, ids=repr)
+def test_bad_seeds_are_refused_alike_by_both_envs(seed):
+    env = gym.make(ENV_ID)
+    vec = gym.make_vec(ENV_ID, num_envs=2)
+    errors = []
+    for target in (env, vec):
+        with pytest.raises(MemenvError) as caught:
+            target.reset(seed=seed)
+        errors.append(caught.value)
+    assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
+    assert str(errors[0]).startswith("seed must be None or a non-negative integer, got ")
+    assert repr(seed)[:20] in str(errors[0])
+
+
+@pytest.mark.parametrize("options", BAD_OPTIONS, ids=repr)
+def test_bad_options_are_refused_alike_by_both_envs(options):
+    env = gym.make(ENV_ID)
+    vec = gym.make_vec(ENV_ID, num_envs=2)
+    errors = []
+    for target in (env, vec):
+        with pytest.raises(UsageError) as caught:
+            target.reset(seed=0, options=options)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    named = list(options) if isinstance(options, dict) else ["options"]
+    assert any(str(name) in errors[0] for name in named)
+
+
+@pytest.mark.parametrize("seeds", [[1], [1, 2, 3], [1, -1], [1, "x"], [True, 1], (None, 1.0)])
+def test_bad_seed_lists_are_refused_naming_the_seed(seeds):
+    vec = gym.make_vec(ENV_ID, num_envs=2)
+    with pytest.raises(MemenvError, match=r"seed"):
+        vec.reset(seed=seeds)
+    with pytest.raises(MemenvError, match=r"seed must be None or a non-negative integer"):
+        gym.make(ENV_ID).reset(seed=seeds)
+
+
+def test_seeds_of_any_integer_type_seed_alike():
+    env = gym.make(ENV_ID)
+    vec = gym.make_vec(ENV_ID, num_envs=2)
+    first = env.reset(seed=3)[0]
+    first_vec = vec.reset(seed=3)[0]
+    for seed in (np.int64(3), np.uint8(3), np.array(3, dtype=np.int32)[()]):
+        np.testing.assert_array_equal(env.reset(seed=seed)[0], first)
+        np.testing.assert_array_equal(vec.reset(seed=seed)[0], first_vec)
+    np.testing.assert_array_equal(vec.reset(seed=(np.uint16(3), 4))[0], first_vec)
+    env.reset(seed=2**70)  # SeedSequence takes any size
+    vec.reset(seed=2**70)
+
+
+def test_a_refused_reset_changes_nothing():
+    env, twin = gym.make(ENV_ID), gym.make(ENV_ID)
+    env.reset(seed=1)
+    twin.reset(seed=1)
+    with pytest.raises(UsageError):
+        env.reset(seed=5, options={"n_classes": 2, "tmax": 3})
+    with pytest.raises(MemenvError):
+        env.reset(seed="5", options={"n_classes": 2})
+    np.testing.assert_array_equal(env.reset()[0], twin.reset()[0])
+    assert env.unwrapped.config.n_classes == 10
+    vec, vec_twin = gym.make_vec(ENV_ID, num_envs=2), gym.make_vec(ENV_ID, num_envs=2)
+    vec.reset(seed=1)
+    vec_twin.reset(seed=1)
+    with pytest.raises(MemenvError):
+        vec.reset(seed=[5, "x"], options={"n_classes": 2})
+    np.testing.assert_array_equal(vec.reset()[0], vec_twin.reset()[0])
+    assert vec.config.n_classes == 10
+
+
+# Bad keyword arguments of both gym.make and gym.make_vec: (name, value).
+BAD_KWARGS = [
+    ("n_steps", True),
+    ("n_steps", 1),
+    ("n_steps", -5),
+    ("n_steps", 20.0),
+    ("n_steps", float("nan")),
+    ("n_steps", float("inf")),
+    ("n_steps", 2**31),
+    ("n_steps", "20"),
+    ("n_steps", None),
+    ("t_max", False),
+    ("t_max", 21),
+    ("t_max", 1),
+    ("t_max", 4),
+    ("min_delay", 0),
+    ("min_delay", 2.0),
+    ("min_delay", 20),
+    ("n_classes", 0),
+    ("n_classes", 11),
+    ("n_classes", np.True_),
+    ("n_classes", np.float64(3)),
+    ("noise_scale", -0.1),
+    ("noise_scale", float("nan")),
+    ("noise_scale", float("inf")),
+    ("noise_scale", 101),
+    ("noise_scale", True),
+    ("noise_scale", "1"),
+    ("noise_scale", 10**400),
+    ("noise_scale", np.float16("inf")),
+    ("delay", 0),
+    ("delay", True),
+    ("delay", 2.0),
+    ("delay", 10**12),
+    ("t_stim", 3),
+    ("split", "val"),
+    ("split", 3),
+    ("split", None),
+    ("null_penalty", -1),
+    ("null_penalty", float("nan")),
+    ("null_penalty", float("inf")),
+    ("null_penalty", True),
+    ("null_penalty", "0"),
+    ("null_penalty", 10**400),
+    ("null_penalty", np.float32("inf")),
+    ("download", "yes"),
+    ("download", "no"),
+    ("download", 1),
+    ("download", None),
+    ("root", 5),
+    ("root", b"/tmp"),
+    ("root", ["/tmp"]),
+    ("root", "a\x00b"),
+    ("render_mode", "ansi"),
+    ("render_mode", ""),
+    ("tmax", 3),
+]
+BAD_VECTOR_KWARGS = [
+    ("num_envs", 0),
+    ("num_envs", -3),
+    ("num_envs", True),
+    ("num_envs", 2.0),
+    ("num_envs", "2"),
+    ("num_envs", None),
+    ("num_envs", 10**12),
+    ("autoreset_mode", "sometimes"),
+    ("autoreset_mode", 3),
+    ("autoreset_mode", None),
+    ("autoreset_mode", AutoresetMode.DISABLED),
+    ("render_mode", 5),
+    ("render_mode", "human"),
+]
+
+
+@pytest.fixture
+def no_image_loading(monkeypatch):
+    """Fails any test that loads images: arguments must be checked before that."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("images were loaded before the arguments were checked")
+
+    monkeypatch.setattr(memenv.task, "load_images", refuse)
+
+
+def assert_names_the_argument(error, name, value):
+    text = str(error).split(" was raised from the environment creator")[0]
+    assert name in text and repr(value) in text, text
+
+
+@pytest.mark.filterwarnings("ignore:.*render_mode")
+@pytest.mark.parametrize(("name", "value"), BAD_KWARGS, ids=repr)
+def test_bad_keyword_arguments_are_refused_up_front(name, value, no_image_loading):
+    with pytest.raises(MemenvError) as caught:
+        gym.make(ENV_ID, **{name: value})
+    assert_names_the_argument(caught.value, name, value)
+    with pytest.raises(MemenvError) as caught:
+        gym.make_vec(ENV_ID, num_envs=2, **{name: value})
+    assert_names_the_argument(caught.value, name, value)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VECTOR_KWARGS, ids=repr)
+def test_bad_vector_keyword_arguments_are_refused_up_front(name, value, no_image_loading):
+    kwargs = {"num_envs": 2, name: value}
+    with pytest.raises(MemenvError) as caught:
+        gym.make_vec(ENV_ID, **kwargs)
+    assert_names_the_argument(caught.value, name, value)
+
+
+def test_render_mode_of_the_wrong_type_is_refused_by_the_env_itself():
+    """gym.make itself fails on render_mode=5 (Gymnasium calls ``.endswith`` on it before
+    making the env); the env's own check refuses it with a clear message."""
+    with pytest.raises(UsageError, match="render_mode must be None or one of .*, got 5"):
+        DelayedRecallEnv(render_mode=5)
+
+
+def test_unknown_keyword_is_a_type_error_naming_it_and_listing_the_known_ones():
+    with pytest.raises(ArgumentTypeError, match="tmax=3; .* take .*t_max") as caught:
+        gym.make(ENV_ID, tmax=3)
+    assert isinstance(caught.value, TypeError)
+    with pytest.raises(ArgumentTypeError, match="tmax=3; .*num_envs"):
+        gym.make_vec(ENV_ID, num_envs=2, tmax=3)
+
+
+def test_integer_arguments_of_numpy_types_are_stored_as_ints():
+    env = gym.make(ENV_ID, n_steps=np.int64(30), n_classes=np.uint8(3), noise_scale=np.float32(1))
+    config = env.unwrapped.config
+    assert (config.n_steps, config.n_classes) == (30, 3)
+    assert type(config.n_steps) is int and type(config.noise_scale) is float
+    vec = gym.make_vec(ENV_ID, num_envs=np.int64(3), null_penalty=np.float32(0.5))
+    assert vec.num_envs == 3 and type(vec.num_envs) is int and vec.null_penalty == 0.5
+
+
+def test_absurd_num_envs_is_refused_before_allocating(no_image_loading):
+    """num_envs=10**6 used to allocate 8.7 GB and then fail with a MemoryError; the size is
+    now computed first, and the refusal names num_envs, the bytes and the limit."""
+    tracemalloc.start()
+    try:
+        for num_envs in (10**6, 10**12):
+            with pytest.raises(UsageError) as caught:
+                gym.make_vec(ENV_ID, num_envs=num_envs)
+            message = str(caught.value)
+            assert f"num_envs={num_envs}" in message
+            assert f"{vector_env_bytes(num_envs, 785, 20):,} bytes" in message
+            assert f"limit of {format_bytes(DEFAULT_MAX_BYTES)}" in message
+            assert "MEMENV_MAX_BYTES" in message
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def test_memory_limit_comes_from_MEMENV_MAX_BYTES(monkeypatch):
+    monkeypatch.setenv("MEMENV_MAX_BYTES", str(vector_env_bytes(8, 785, 20)))
+    vec = gym.make_vec(ENV_ID, num_envs=8)
+    with pytest.raises(UsageError, match="num_envs=9"):
+        gym.make_vec(ENV_ID, num_envs=9)
+    vec.reset(seed=0)
+    with pytest.raises(UsageError, match=r"num_envs=8 \(obs_dim=785, n_steps=64\)"):
+        vec.reset(options={"n_steps": 64})  # a longer frame chunk: more memory
+    with pytest.raises(UsageError, match="n_steps=64"):
+        vec.set_next_episode_options({"n_steps": 64})
+    vec.reset()
+    assert vec.config.n_steps == 20  # the refused options were not kept
+    vec.reset(options={"n_steps": 19, "t_max": 19})  # a shorter chunk is fine
+    monkeypatch.setenv("MEMENV_MAX_BYTES", "lots")
+    with pytest.raises(UsageError, match="MEMENV_MAX_BYTES must be a positive integer"):
+        gym.make_vec(ENV_ID, num_envs=1)
+
+
+@pytest.mark.parametrize(
+    ("num_envs", "n_steps", "mode"),
+    [(40, 20, "next_step"), (300, 20, "same_step"), (64, 150, "next_step")],
+)
+def test_vector_env_memory_estimate_bounds_what_it_allocates(num_envs, n_steps, mode):
+    """The up-front estimate is at least the peak a whole episode allocates (traced), and not
+    far above it: the limit refuses what would really not fit, and no more."""
+    gym.make(ENV_ID)  # images loaded before tracing: they are shared, not per vector env
+    tracemalloc.start()
+    try:
+        vec = gym.make_vec(ENV_ID, num_envs=num_envs, n_steps=n_steps, autoreset_mode=mode)
+        vec.reset(seed=0)
+        for _ in range(n_steps + 2):
+            vec.step(np.zeros(num_envs, np.int64))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = vector_env_bytes(num_envs, 785, n_steps)
+    assert peak <= estimate <= 1.5 * peak

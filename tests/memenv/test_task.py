@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from scipy import stats
 import memenv.task as task_module
 from memenv import DelayedRecallTask, TaskConfig
 from memenv.config import RESPONSE_WEIGHT
+from memenv.errors import ArgumentTypeError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +180,96 @@ def test_placement_is_the_same_in_every_backend(task, start, window):
     assert torch.equal(on_cpu, by_torch_indexing)
     np.testing.assert_array_equal(on_cpu.numpy(), in_numpy)
     assert not torch.equal(on_cpu, noise)  # something was placed
+
+
+def test_absurd_batches_are_refused_before_allocating(task):
+    """A batch whose arrays would not fit is refused with its computed size, before anything
+    is allocated (tracemalloc sees no more than a few kilobytes)."""
+    spec = task.sample_spec(2, np.random.default_rng(0))
+    calls = {
+        "sample(batch_size=1000000000)": lambda: task.sample(10**9, np.random.default_rng()),
+        "sample(batch_size=1000000)": lambda: task.sample(10**6, torch.Generator()),
+        "sample_spec(batch_size=1000000000000000)": lambda: task.sample_spec(
+            10**15, np.random.default_rng()
+        ),
+        "render of 2 trials x 1000000000000 steps": lambda: task.render(
+            spec, 0, 10**12, np.random.default_rng()
+        ),
+    }
+    tracemalloc.start()
+    try:
+        for what, call in calls.items():
+            with pytest.raises(
+                UsageError, match="would allocate about .* over the limit"
+            ) as caught:
+                call()
+            assert str(caught.value).startswith(what)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+    message = str(caught.value)
+    assert f"{2 * 10**12 * 785 * 8:,} bytes" in message and "MEMENV_MAX_BYTES" in message
+
+
+def test_sample_memory_estimate_bounds_what_sampling_allocates(task):
+    for batch_size, n_steps in [(64, 20), (300, 20), (32, 200)]:
+        long_task = task.with_config(TaskConfig(n_steps=n_steps, t_max=20))
+        estimates = []
+        real_check = task_module.check_bytes
+
+        def spy(n_bytes, what, estimates=estimates, real_check=real_check):
+            estimates.append(n_bytes)
+            real_check(n_bytes, what)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(task_module, "check_bytes", spy)
+            tracemalloc.start()
+            try:
+                long_task.sample(batch_size, np.random.default_rng(0))
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        assert peak <= estimates[0] <= 1.2 * peak
+
+
+def test_a_given_obs_buffer_is_not_counted(task, monkeypatch):
+    b, t, d = 16, 20, task.obs_dim
+    without_frames = b * (task_module.SPEC_BYTES_PER_TRIAL + t * task_module.TARGET_BYTES_PER_STEP)
+    # numpy draws float32 uniforms for the noise even into a given buffer
+    monkeypatch.setenv("MEMENV_MAX_BYTES", str(without_frames + 4 * b * t * d))
+    task.sample(b, np.random.default_rng(0), obs_out=np.empty((b, t, d), np.float32))
+    with pytest.raises(UsageError, match="sample"):
+        task.sample(b, np.random.default_rng(0))
+
+
+def test_batch_size_of_any_integer_type_but_no_bool_or_float(task):
+    assert task.sample(np.int64(3), np.random.default_rng(0)).batch_size == 3
+    assert task.sample_spec(np.uint8(2), np.random.default_rng(0)).batch_size == 2
+    for bad in (True, 3.0, "3", None, -1):
+        with pytest.raises(UsageError, match="batch_size must be a positive integer"):
+            task.sample(bad, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"download": "yes"}, ArgumentTypeError, "download must be True or False, got 'yes'"),
+        ({"download": 1}, ArgumentTypeError, "download must be True or False, got 1"),
+        ({"root": 5}, ArgumentTypeError, "root must be None or a path .* got 5 \\(int\\)"),
+        ({"root": b"/data"}, ArgumentTypeError, "root must be None or a path"),
+        ({"root": "a\x00b"}, UsageError, "root must not contain a NUL character"),
+    ],
+)
+def test_data_source_arguments_are_checked_before_loading(kwargs, error, message, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("images were loaded before the arguments were checked")
+
+    monkeypatch.setattr(task_module, "load_images", refuse)
+    with pytest.raises(error, match=message):
+        DelayedRecallTask(TaskConfig(), **kwargs)
+
+
+def test_images_must_be_an_image_set():
+    with pytest.raises(UsageError, match="images must be an ImageSet"):
+        DelayedRecallTask(TaskConfig(), images=np.zeros((10, 784), np.uint8))

@@ -137,3 +137,62 @@ def test_plot_runs_compares_run_directories(tmp_path, mnist_root):
     figure = plot_runs({"a": tmp_path / "run", "b": tmp_path / "run"}, title="t")
     assert len(figure.axes) == 2
     assert len(figure.axes[0].lines) == 2
+
+
+def _rewrite_zip(path, replace):
+    """Rewrites ``path`` with ``replace(name, data) -> data`` applied to every member."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, replace(name, data))
+
+
+def test_load_model_rebuilds_from_config_and_never_unpickles_the_zip(tmp_path, mnist_root):
+    import base64
+    import os
+    import pickle
+
+    from agents.rl.experiment import load_model
+    from memenv.errors import UnsafeFileError
+
+    config = _tiny(tmp_path, mnist_root, algo="ppo", total_timesteps=48)
+    train_rl(config)
+    run = tmp_path / "run"
+    marker = tmp_path / "PWNED"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    payload = base64.b64encode(pickle.dumps(RunsCode())).decode()
+
+    def poison_data(name, data):
+        if name != "data":
+            return data
+        fields = json.loads(data)
+        fields["policy_class"][":serialized:"] = payload
+        return json.dumps(fields).encode()
+
+    clean = load_model(run, trusted=True).policy.state_dict()
+    _rewrite_zip(run / "model.zip", poison_data)
+    model = load_model(run)  # weights only: the crafted entry is never read
+    assert not marker.exists()
+    assert clean.keys() == model.policy.state_dict().keys()
+    assert all(torch.equal(clean[k], v) for k, v in model.policy.state_dict().items())
+    with pytest.raises(TypeError):  # SB3's own loader runs the payload: hence "trusted"
+        load_model(run, trusted=True)
+    assert marker.exists()
+
+    marker.unlink()
+    evil_weights = tmp_path / "evil.pth"
+    torch.save({"x": RunsCode()}, evil_weights)
+    _rewrite_zip(
+        run / "model.zip",
+        lambda name, data: evil_weights.read_bytes() if name == "policy.pth" else data,
+    )
+    with pytest.raises(UnsafeFileError, match="model.zip"):
+        load_model(run)
+    assert not marker.exists()
