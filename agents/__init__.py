@@ -1,8 +1,11 @@
 """agents: supervised reference agents for the delayed-recall task.
 
 * Models (`agents.models`): `RecurrentModel` (GRU, LSTM, tanh RNN; optional CIFAR-10 CNN
-  front-end), `build_model`; any module following `RecurrentAgent` works everywhere.
-* Loss (`agents.loss`): the paper's weighted cross-entropy with masked vocabulary.
+  front-end), `build_model`; any module following `RecurrentAgent` works everywhere. These are
+  model family ``torch``; family ``authors`` (`agents.authors`: `AuthorsModel`,
+  `AuthorsEnsemble`) is the authors' own GRU / LSTM, readout and loss.
+* Loss (`agents.loss`): the paper's weighted cross-entropy with masked vocabulary (``torch``)
+  and the authors' loss (``authors``), chosen by `model_family`.
 * Training (`agents.trainer`): `TrainConfig`, `preset("paper" | "fast")`, `train`.
 * Other memory architectures (`agents.architectures`): `LRUModel`, `MinGRUModel`,
   `CausalTransformer`, the `BUILTIN` registry and plug-in factories (`build_architecture`).
@@ -28,6 +31,7 @@ _EXPORTS = {
         "build_architecture",
         "load_factory",
     ),
+    "agents.authors": ("AuthorsEnsemble", "AuthorsModel", "build_authors_model"),
     "agents.checkpoint": ("list_checkpoints", "load_model", "load_state"),
     "agents.config": ("TrainConfig", "preset"),
     "agents.ensemble": ("EnsembleModel",),
@@ -39,8 +43,16 @@ _EXPORTS = {
         "trained_accuracy",
         "wilson_interval",
     ),
-    "agents.loss": ("mask_logits", "predictions", "response_correct", "weighted_ce"),
-    "agents.models": ("RecurrentModel", "build_model", "model_from_spec"),
+    "agents.loss": (
+        "LOSS_SCALE_VS_AUTHORS",
+        "authors_loss",
+        "mask_logits",
+        "model_family",
+        "predictions",
+        "response_correct",
+        "weighted_ce",
+    ),
+    "agents.models": ("RecurrentModel", "build_family_model", "build_model", "model_from_spec"),
     "agents.plots": ("plot_class_accuracy", "plot_delay_accuracy"),
     "agents.policy": ("RecurrentPolicy", "run_vector_episodes"),
     "agents.protocol": (

@@ -10,6 +10,10 @@ like the reference cells.
 * `CausalTransformer`: a small pre-LayerNorm causal Transformer without positional encoding;
   its state is the key/value cache, which grows by one entry per step.
 
+`BUILTIN` also holds the paper's cells in both model families: ``gru``, ``lstm``, ``rnn``
+(PyTorch's, `agents.models`) and ``authors-gru``, ``authors-lstm`` (the authors' own,
+`agents.authors`; `agents.train` gives them the authors' loss).
+
 The two linear recurrences and the Transformer read out through a small MLP
 (`MLPReadout`): their state is a linear function of the inputs (LRU, minGRU) or a residual
 stream, and such models are always used with nonlinear layers after the recurrence. The paper's
@@ -326,10 +330,26 @@ def _reference(cell: str) -> Callable[..., nn.Module]:
     return factory
 
 
+def _authors(cell: str) -> Callable[..., nn.Module]:
+    def factory(hidden_size: int = 128, obs_dim: int = MNIST_OBS_DIM) -> nn.Module:
+        from agents.authors import AuthorsModel
+
+        return AuthorsModel(cell, obs_dim, hidden_size)
+
+    factory.__name__ = f"authors-{cell}"
+    factory.__doc__ = (
+        f"The authors' own {cell.upper()} (agents.authors.AuthorsModel: their equations, "
+        "initialisation, sigmoid readout; trained with their loss)."
+    )
+    return factory
+
+
 BUILTIN: dict[str, Callable[..., nn.Module]] = {
     "rnn": _reference("rnn"),
     "gru": _reference("gru"),
     "lstm": _reference("lstm"),
+    "authors-gru": _authors("gru"),
+    "authors-lstm": _authors("lstm"),
     "lru": LRUModel,
     "mingru": MinGRUModel,
     "transformer": CausalTransformer,

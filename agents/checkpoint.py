@@ -166,13 +166,17 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def weights_record(model: nn.Module, step: int, config: dict | None) -> dict[str, Any]:
-    """What a checkpoint / ``model.pt`` holds: enough to rebuild the model without its code."""
-    from agents.ensemble import EnsembleModel
+    """What a checkpoint / ``model.pt`` holds: enough to rebuild the model without its code.
+
+    ``spec`` is one network's ``spec()`` (with its ``family``), ``n_members`` the number of
+    stacked networks; None for a user model."""
+    from agents.authors import AuthorsModel
+    from agents.ensemble import is_ensemble
     from agents.models import RecurrentModel
 
-    if isinstance(model, EnsembleModel):
+    if is_ensemble(model):
         spec, n_members = model.model_spec, model.n_members
-    elif isinstance(model, RecurrentModel):
+    elif isinstance(model, RecurrentModel | AuthorsModel):
         spec, n_members = model.spec(), 1
     else:
         spec, n_members = None, 1  # a user model: load it with load_state(path, model)
@@ -290,14 +294,15 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
     Args:
         path: A run directory (its ``model.pt``, else its latest checkpoint), a checkpoint
             file or a ``model.pt``.
-        member: For ensembles, the member to export as a single `RecurrentModel`; None returns
-            the whole `EnsembleModel` (or the single model of a one-member run).
+        member: For ensembles, the member to export as a single model; None returns the whole
+            ensemble (or the single model of a one-member run).
         device: Where to put it.
 
     Returns:
-        A `RecurrentModel` or `EnsembleModel` in eval mode.
+        In eval mode, of the family the checkpoint's spec names (``torch`` when it names none):
+        a `RecurrentModel` or `EnsembleModel`, or an `AuthorsModel` or `AuthorsEnsemble`.
     """
-    from agents.ensemble import EnsembleModel
+    from agents.ensemble import stack_members
     from agents.models import model_from_spec
 
     file = resolve_model_file(path)
@@ -311,9 +316,9 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
         template = model_from_spec(record["spec"])
     except (UsageError, KeyError, TypeError) as error:
         raise CorruptFileError(f"{file}: its model spec is damaged ({error})") from None
-    ensemble = n_members > 1 or "weight_ih" in record["state_dict"]
-    if ensemble:
-        model = EnsembleModel([template] * n_members)
+    ensemble = n_members > 1 or not _fits(template, record["state_dict"])
+    if ensemble:  # a one-member ensemble's tensors carry a member axis: they fit no single model
+        model = stack_members([template] * n_members)
     elif member not in (None, 0):
         raise UsageError(f"{file} holds one model; member {member} does not exist (use 0)")
     else:
@@ -322,6 +327,14 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
     if ensemble and member is not None:
         model = model.member(member)
     return model.to(device).eval()
+
+
+def _fits(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state_dict`` has exactly ``model``'s tensor names and shapes."""
+    own = model.state_dict()
+    return own.keys() == state_dict.keys() and all(
+        own[name].shape == state_dict[name].shape for name in own
+    )
 
 
 def _load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], file: Path) -> None:

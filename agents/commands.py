@@ -32,12 +32,33 @@ from memenv.cli_args import (
 )
 from memenv.errors import UsageError
 
+MODEL_FAMILIES = ("authors", "torch")
+"""`agents.protocol.MODEL_FAMILIES`, repeated here so that ``memenv --help`` needs no torch."""
+
+
+def _model_family(text: str) -> str:
+    """``authors`` or ``torch`` (argparse refuses anything else while parsing)."""
+    if text not in MODEL_FAMILIES:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(MODEL_FAMILIES)}, got {text!r}"
+        )
+    return text
+
+
+_model_family.__name__ = "model family"
+
 _TRAIN_OPTIONS = {
     # option: (TrainConfig field, type, help)
     "--dataset": ("dataset", str, "mnist, fashion-mnist or cifar10"),
-    "--cell": ("cell", str, "gru, lstm or rnn"),
+    "--model-family": (
+        "model_family",
+        _model_family,
+        "authors (the authors' GRU/LSTM, sigmoid readout and loss; paper preset on MNIST) or "
+        "torch (PyTorch's cells; fast preset, CIFAR-10)",
+    ),
+    "--cell": ("cell", str, "gru, lstm or rnn (rnn: torch family only)"),
     "--hidden-size": ("hidden_size", positive_int, "units of the cell"),
-    "--curriculum": ("curriculum", str, "none, vocu, decu, adaptive-vocu, adaptive-decu"),
+    "--curriculum": ("curriculum", str, "none, vocu, decu, recu, adaptive-vocu, adaptive-decu"),
     "--curriculum-scale": ("curriculum_scale", positive_float, "stretch of the curriculum's steps"),
     "--steps": ("total_steps", positive_int, "optimizer steps"),
     "--lr": ("lr", positive_float, "Adam learning rate"),
@@ -61,7 +82,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=("fast", "paper"),
         default="fast",
-        help="hyperparameters: 'fast' (CPU, minutes) or 'paper' (PAPER.md exactly); default: fast",
+        help="hyperparameters: 'fast' (CPU, minutes) or 'paper' (the authors', docs/paper.md); default: fast",
     )
     parser.add_argument("--run-dir", default=None, help="run directory (default: runs/<name>)")
     for option, (field, kind, text) in _TRAIN_OPTIONS.items():
@@ -129,9 +150,10 @@ def _parse_value(text: str, annotation: Any) -> Any:
 
 
 def default_run_dir(config) -> Path:
-    """``runs/<dataset>-<cell><units>-<curriculum>-s<seed>[-k<members>]-<steps>``."""
+    """``runs/<dataset>[-authors]-<cell><units>-<curriculum>-s<seed>[-k<members>]-<steps>``."""
+    family = "-authors" if config.model_family == "authors" else ""
     name = (
-        f"{config.dataset}-{config.cell}{config.hidden_size}-{config.curriculum}"
+        f"{config.dataset}{family}-{config.cell}{config.hidden_size}-{config.curriculum}"
         f"-s{config.seed}"
         + (f"-k{config.n_members}" if config.n_members > 1 else "")
         + f"-{config.total_steps}"
@@ -173,8 +195,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _describe(config) -> str:
+    family = "the authors' " if config.model_family == "authors" else ""
     return (
-        f"{config.cell.upper()}-{config.hidden_size} on {config.dataset}, curriculum "
+        f"{family}{config.cell.upper()}-{config.hidden_size} on {config.dataset}, curriculum "
         f"{config.curriculum}, {config.total_steps} steps, batch {config.batch_size}, "
         f"lr {config.lr:g}, seed {config.seed}"
         + (f", {config.n_members} members" if config.n_members > 1 else "")

@@ -2,11 +2,13 @@
 
 Presets (`preset`):
 
-* ``paper``: PAPER.md's hyperparameters exactly. MNIST / Fashion-MNIST: 200 units, Adam
-  lr 1e-5, batch 128, 140,000 steps, lr / 10 at step 120,000. CIFAR-10: 512 units with the CNN
+* ``paper``: the authors' hyperparameters exactly (docs/paper.md). MNIST / Fashion-MNIST: the authors' own
+  networks (``model_family="authors"``: their GRU / LSTM equations, initialisation, sigmoid
+  readout and loss), 200 units, Adam lr 1e-5, batch 128, 140,000 steps, lr / 10 at step
+  120,000. CIFAR-10: PyTorch's cells (``model_family="torch"``) with 512 units and the CNN
   front-end, Adam lr 1e-4, batch 64, 300,000 steps, lr / 10 at 280,000.
-* ``fast``: a CPU preset for MNIST: a 128-unit network, Adam lr 1e-3, batch 128, 2,500 steps,
-  lr / 10 at step 2,000. On the embedded MNIST subset a GRU reaches >= 90% response accuracy
+* ``fast``: a CPU preset for MNIST: a 128-unit ``torch`` network, Adam lr 1e-3, batch 128,
+  2,500 steps, lr / 10 at step 2,000. On the embedded MNIST subset a GRU reaches >= 90% response accuracy
   on held-out images at trained delays in a few minutes on 2 cores (docs/agents.md).
 """
 
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.authors import AUTHORS_CELLS
 from agents.cells import CELLS
+from agents.protocol import MODEL_FAMILIES
 from memenv.errors import CorruptFileError, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -44,14 +48,18 @@ class TrainConfig:
         split: Image split to train on (``"train"``; held-out evaluation uses ``"test"``).
         data_root: Folder with the data files (else ``$MEMENV_DATA`` / the embedded MNIST).
         download: Let torchvision download missing data sets.
-        cell: Recurrent cell: ``"gru"``, ``"lstm"`` or ``"rnn"``.
+        model_family: ``"torch"`` (PyTorch's cells, linear readout, masked cross-entropy;
+            `agents.models`) or ``"authors"`` (the authors' GRU / LSTM, sigmoid readout and
+            loss; `agents.authors`; MNIST / Fashion-MNIST only). Decides what `initial_model`
+            builds; a model given to `agents.train` brings its own family (and loss).
+        cell: Recurrent cell: ``"gru"``, ``"lstm"`` or ``"rnn"`` (``torch`` family only).
         hidden_size: Units of the cell (paper: 200 MNIST, 512 CIFAR-10).
         frontend: ``"auto"`` (CNN for CIFAR-10), ``"cnn"`` or ``"none"``.
         n_steps: Trial length in steps (paper: 20).
         min_delay: Smallest delay between stimulus and response (paper: 4).
         noise_scale: Noise std in units of the data set's pixel std (paper: 1.0).
         curriculum: Schedule name resolved through `curricula` (``"none"``, ``"vocu"``,
-            ``"decu"``, ...); ``"none"`` needs no curricula package.
+            ``"decu"``, ``"recu"``, ...); ``"none"`` needs no curricula package.
         curriculum_scale: Stretches the curriculum's step boundaries (1.0 = the paper's).
         batch_size: Trials per step per network.
         total_steps: Optimiser steps.
@@ -70,6 +78,7 @@ class TrainConfig:
     split: str = "train"
     data_root: str | None = None
     download: bool = False
+    model_family: str = "torch"
     cell: str = "gru"
     hidden_size: int = 200
     frontend: str = "auto"
@@ -99,6 +108,7 @@ class TrainConfig:
         choices = {
             "dataset": DATASETS,
             "split": SPLITS,
+            "model_family": MODEL_FAMILIES,
             "cell": CELLS,
             "frontend": FRONTENDS,
             "device": DEVICES,
@@ -142,6 +152,26 @@ class TrainConfig:
             fail("lr_decay_step", "a positive integer or None")
         if self.min_delay >= self.n_steps:
             fail("min_delay", f"smaller than n_steps={self.n_steps}")
+        if self.model_family == "authors":
+            self._check_authors_family()
+
+    def _check_authors_family(self) -> None:
+        where = "with TrainConfig.model_family='authors' (the authors' networks)"
+        if self.cell not in AUTHORS_CELLS:
+            raise UsageError(
+                f"TrainConfig.cell must be one of {AUTHORS_CELLS} {where}, got {self.cell!r}; "
+                "use model_family='torch' for it"
+            )
+        if self.dataset == "cifar10":
+            raise UsageError(
+                f"TrainConfig.dataset must be mnist or fashion-mnist {where}, got 'cifar10' "
+                "(no CNN front-end); use model_family='torch' for CIFAR-10"
+            )
+        if self.frontend == "cnn":
+            raise UsageError(
+                f"TrainConfig.frontend must be 'auto' or 'none' {where}, got 'cnn'; use "
+                "model_family='torch' for a CNN front-end"
+            )
 
     # ------------------------------------------------------------------------------ helpers
     def task_config(self):
@@ -180,7 +210,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of `to_dict`; unknown keys raise ValueError."""
+        """Inverse of `to_dict`; unknown keys raise ValueError. Missing keys take their
+        defaults: a ``config.json`` written before ``model_family`` existed is ``torch``."""
         return cls().replace(**data)
 
     @classmethod
@@ -204,6 +235,10 @@ class TrainConfig:
 def preset(name: str, dataset: str = "mnist", **overrides: Any) -> TrainConfig:
     """A named preset for ``dataset``, with ``overrides`` applied (validated).
 
+    ``paper`` on MNIST / Fashion-MNIST trains the authors' networks (``model_family="authors"``;
+    GRU and LSTM: pass ``model_family="torch"`` for ``cell="rnn"``); on CIFAR-10 and in ``fast``
+    the family is ``torch``.
+
     Args:
         name: ``"paper"`` or ``"fast"``.
         dataset: ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"`` (``fast`` is for the 28 x 28
@@ -224,6 +259,7 @@ def preset(name: str, dataset: str = "mnist", **overrides: Any) -> TrainConfig:
             )
         else:
             values = dict(
+                model_family="authors",
                 hidden_size=200,
                 lr=1e-5,
                 batch_size=128,

@@ -13,6 +13,9 @@ cuDNN's fused RNN kernels cannot take per-row weights at all (see docs/agents.md
 measurements). The CIFAR-10 CNN front-end, whose layers are not a simple matmul, is run through
 ``torch.func.vmap(functional_call)`` over its stacked parameters.
 
+The authors' family has its own stacked class, `agents.authors.AuthorsEnsemble`, built on the
+same plan; `is_ensemble`, `stack_members` and `build_ensemble` serve both families.
+
 Shapes: K members, B trials per member, T steps, D observation size, N hidden units.
 """
 
@@ -25,9 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from agents.authors import AuthorsEnsemble, AuthorsModel
 from agents.cells import GATES, cell_update
 from agents.models import RecurrentModel, build_model, model_from_spec
-from agents.protocol import State, hidden
+from agents.protocol import State, check_model_family, hidden
 from memenv.errors import UsageError
 
 _SEP = "__"  # parameter names may not contain "." inside a ParameterDict
@@ -43,7 +47,12 @@ class EnsembleModel(nn.Module):
 
     Args:
         members: The K models (same `RecurrentModel.spec`); their current weights are copied.
+
+    Attributes:
+        family: ``"torch"`` (`agents.loss.model_family`).
     """
+
+    family = "torch"
 
     def __init__(self, members: Sequence[RecurrentModel]) -> None:
         super().__init__()
@@ -99,7 +108,8 @@ class EnsembleModel(nn.Module):
                 f"member {k} does not exist: this ensemble has {self.n_members} members, "
                 f"0..{self.n_members - 1}"
             )
-        model = model_from_spec(self.model_spec).to(self.weight_ih.device)
+        p = self.weight_ih
+        model = model_from_spec(self.model_spec).to(device=p.device, dtype=p.dtype)
         with torch.no_grad():
             model.rnn.weight_ih_l0.copy_(self.weight_ih[k])
             model.rnn.weight_hh_l0.copy_(self.weight_hh[k])
@@ -108,8 +118,8 @@ class EnsembleModel(nn.Module):
             model.head.weight.copy_(self.head_weight[k])
             model.head.bias.copy_(self.head_bias[k])
             if self.frontend_params is not None:
-                for name, p in self.frontend_params.items():
-                    model.frontend.get_parameter(name.replace(_SEP, ".")).copy_(p[k])
+                for name, stacked in self.frontend_params.items():
+                    model.frontend.get_parameter(name.replace(_SEP, ".")).copy_(stacked[k])
         return model
 
     def members(self) -> list[RecurrentModel]:
@@ -199,3 +209,28 @@ class EnsembleModel(nn.Module):
         if shared:
             trigger = trigger.expand(self.n_members, *trigger.shape)
         return torch.cat([features, trigger], dim=-1)
+
+
+ENSEMBLE_CLASSES = (EnsembleModel, AuthorsEnsemble)
+"""The stacked-ensemble classes of the two model families."""
+
+
+def is_ensemble(model: object) -> bool:
+    """Whether ``model`` is K stacked reference networks (either family)."""
+    return isinstance(model, ENSEMBLE_CLASSES)
+
+
+def stack_members(members: Sequence[nn.Module]) -> EnsembleModel | AuthorsEnsemble:
+    """The ensemble of ``members`` (all `RecurrentModel` or all `AuthorsModel`)."""
+    if members and all(isinstance(m, AuthorsModel) for m in members):
+        return AuthorsEnsemble(members)
+    return EnsembleModel(members)
+
+
+def build_ensemble(
+    family: str, seeds: Sequence[int], **model_kwargs: Any
+) -> EnsembleModel | AuthorsEnsemble:
+    """`EnsembleModel.build` (``family="torch"``) or `AuthorsEnsemble.build` (``"authors"``)."""
+    check_model_family(family)
+    cls = AuthorsEnsemble if family == "authors" else EnsembleModel
+    return cls.build(seeds, **model_kwargs)

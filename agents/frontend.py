@@ -1,6 +1,7 @@
 """The CIFAR-10 convolutional front-end of Haviv et al. (2019).
 
-Architecture (PAPER.md): 3 x [3x3 convolution with 128 filters, same padding, leaky ReLU,
+Architecture (docs/paper.md; the authors' code has three fully connected layers, see
+docs/agents.md): 3 x [3x3 convolution with 128 filters, same padding, leaky ReLU,
 2x2 max-pool], flatten (128 x 4 x 4 = 2048 for 32 x 32 frames), then fully connected layers
 2048 -> 2048 -> 1024, each followed by a leaky ReLU. The leaky-ReLU slope is not given in the
 paper; the default 0.2 is TensorFlow's ``tf.nn.leaky_relu`` default (the authors used

@@ -1,18 +1,63 @@
-"""The paper's training loss and response accuracy.
+"""The paper's training loss, in the form of each model family, and response accuracy.
 
-Loss (PAPER.md): cross-entropy at every step, weighted by the trial's ``loss_weight`` (1 at
-null steps before ``t_max``, 20 at the response, 0 at steps ``>= t_max``), with the classes
-outside the active vocabulary masked out of the softmax (the null class is always active), and
-``mean over batch x steps``: the weighted sum over the ``B x T`` grid divided by ``B * T``
-(``T`` = the trial length, zero-weight steps included), as ``reduce_mean`` over the whole
-grid does.
+Family ``torch`` (`weighted_ce`, docs/paper.md): cross-entropy of the logits at every step, weighted
+by the trial's ``loss_weight`` (``null_weight``, 1 by default, at null steps before ``t_max``;
+``19 + null_weight``, 20 by default, at the response; 0 at steps ``>= t_max``), with the classes outside the active vocabulary masked out of the softmax (the
+null class is always active), divided by ``B * T`` (``T`` = the trial length, zero-weight steps
+included)::
+
+    sum_{b,t} w[b,t] * CE(masked logits[b,t], target[b,t]) / (B * T)
+
+Family ``authors`` (`authors_loss`, the authors' TensorFlow code): the readout ``s`` (sigmoid
+outputs in [0, 1]) gives ``p = softmax(M * s)`` with ``M`` = 1 on active outputs and -1000 on
+inactive classes, and the loss is ``-reduce_mean(w * y * log(p + 1e-4))`` over the whole
+``[B, 11, T]`` grid (``y`` the one-hot target)::
+
+    sum_{b,t} w[b,t] * -log(p[b,t,target] + 1e-4) / (B * 11 * T)
+
+Their ``(t_max - 1) * Z * Y + alpha * Y`` weight is our ``loss_weight`` (alpha = 1). The
+trainer picks the loss from the model's family (`model_family`, `member_loss`). The ``torch``
+loss is on a scale ``N_OUTPUTS`` = 11 times larger per unit of weighted log-loss
+(`LOSS_SCALE_VS_AUTHORS`), which matters when another term (a speed penalty) is added to it.
+
+Predictions take the argmax over active outputs (`predictions`); for the authors' ``s`` this is
+the argmax of their ``p``, because softmax is monotone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from agents.protocol import N_OUTPUTS
+from agents.protocol import MODEL_FAMILIES, N_OUTPUTS, check_model_family, model_family
+
+__all__ = [
+    "AUTHORS_INACTIVE_SCALE",
+    "AUTHORS_LOG_EPSILON",
+    "LOSS_SCALE_VS_AUTHORS",
+    "MODEL_FAMILIES",
+    "active_mask",
+    "authors_loss",
+    "authors_loss_members",
+    "authors_probabilities",
+    "mask_logits",
+    "member_loss",
+    "model_family",
+    "predictions",
+    "response_correct",
+    "response_logits",
+    "weighted_ce",
+    "weighted_ce_members",
+]
+
+AUTHORS_INACTIVE_SCALE = -1000.0
+"""The authors' ``M`` on classes outside the vocabulary (1 on active outputs)."""
+AUTHORS_LOG_EPSILON = 1e-4
+"""The authors' ``TINY`` in ``log(p + TINY)``."""
+LOSS_SCALE_VS_AUTHORS = {"torch": float(N_OUTPUTS), "authors": 1.0}
+"""Factor from the authors' loss scale to each family's: the ``torch`` loss divides by ``B * T``,
+the authors' by ``B * 11 * T``; divide a family's loss by it to put it on the authors' scale."""
 
 
 def active_mask(n_classes, n_outputs: int = N_OUTPUTS, device=None) -> torch.Tensor:
@@ -89,6 +134,74 @@ def weighted_ce_members(
     # where(): a zero-weight step must contribute 0 even if its nll were inf (masked target)
     per_step = torch.where(weight > 0, weight * nll, torch.zeros_like(nll))
     return per_step.reshape(k, b * t).sum(dim=1) / (b * t)
+
+
+def authors_probabilities(outputs: torch.Tensor, n_classes) -> torch.Tensor:
+    """The authors' ``p = softmax(M * s)`` over the last axis.
+
+    Args:
+        outputs: ``s [B, ..., 11]`` (sigmoid outputs of an `agents.authors.AuthorsModel`).
+        n_classes: Active vocabulary: an int, or an int64 tensor ``[B]`` (one per row).
+
+    Returns:
+        ``[B, ..., 11]``; ``M`` = 1 on null and classes ``< n_classes``, -1000 elsewhere.
+    """
+    active = active_mask(n_classes, outputs.shape[-1], outputs.device)
+    if active.dim() == 2:  # per row: broadcast over the middle axes
+        active = active.reshape(active.shape[0], *([1] * (outputs.dim() - 2)), active.shape[1])
+    scale = torch.where(active, 1.0, AUTHORS_INACTIVE_SCALE).to(outputs.dtype)
+    return torch.softmax(scale * outputs, dim=-1)
+
+
+def authors_loss(
+    outputs: torch.Tensor, target: torch.Tensor, loss_weight: torch.Tensor, n_classes
+) -> torch.Tensor:
+    """The authors' loss for one network.
+
+    Args:
+        outputs: ``s [B, T, 11]`` in [0, 1].
+        target: int64 ``[B, T]``.
+        loss_weight: float32 ``[B, T]``.
+        n_classes: Active vocabulary (int or ``[B]`` tensor).
+
+    Returns:
+        Scalar: ``sum(loss_weight * -log(p[target] + 1e-4)) / (B * 11 * T)``.
+    """
+    return authors_loss_members(outputs[None], target[None], loss_weight[None], n_classes)[0]
+
+
+def authors_loss_members(
+    outputs: torch.Tensor, target: torch.Tensor, loss_weight: torch.Tensor, n_classes
+) -> torch.Tensor:
+    """The authors' loss for each of K networks.
+
+    Args:
+        outputs: ``s [K, B, T, 11]``.
+        target: int64 ``[K, B, T]``.
+        loss_weight: float32 ``[K, B, T]``.
+        n_classes: int, or int64 ``[K]`` (one vocabulary per member).
+
+    Returns:
+        ``[K]``: each member's ``sum(loss_weight * -log(p[target] + 1e-4)) / (B * 11 * T)``.
+    """
+    k, b, t, o = outputs.shape
+    if isinstance(n_classes, torch.Tensor):
+        n_classes = n_classes.repeat_interleave(b)  # one entry per (member, trial) row
+    p = authors_probabilities(outputs.reshape(k * b, t, o), n_classes)
+    p_target = p.gather(-1, target.reshape(k * b, t, 1)).squeeze(-1)
+    per_step = loss_weight.reshape(k * b, t) * -torch.log(p_target + AUTHORS_LOG_EPSILON)
+    return per_step.reshape(k, b * t).sum(dim=1) / (b * t * o)
+
+
+_MEMBER_LOSSES = {"torch": weighted_ce_members, "authors": authors_loss_members}
+
+
+def member_loss(family: str) -> Callable[..., torch.Tensor]:
+    """The per-member loss of a model family: `weighted_ce_members` (``"torch"``) or
+    `authors_loss_members` (``"authors"``), called as ``f(outputs [K, B, T, 11], target,
+    loss_weight, n_classes) -> [K]``."""
+    check_model_family(family)
+    return _MEMBER_LOSSES[family]
 
 
 def predictions(logits: torch.Tensor, n_classes) -> torch.Tensor:

@@ -7,7 +7,9 @@ that the two agree.
 
 The readout is a plain linear layer ``W h + b`` giving 11 logits (0 = null, k = class k - 1).
 Classes outside the active vocabulary are masked out where logits are used (`agents.loss`),
-not inside the model. (The authors' readout was ``softmax(mask * sigmoid(W h + b))``.)
+not inside the model. These are model family ``torch``; the authors' own networks (their GRU
+equations, initialisation and ``softmax(mask * sigmoid(W h + b))`` readout) are family
+``authors`` (`agents.authors`). `model_from_spec` and `build_family_model` build either.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from agents.authors import authors_model_from_spec, build_authors_model
 from agents.cells import GATES, cell_update, check_cell
 from agents.frontend import ConvFrontend
-from agents.protocol import N_OUTPUTS, State, hidden
+from agents.protocol import N_OUTPUTS, State, check_model_family, hidden
 from memenv.errors import ArgumentTypeError, UsageError
 
 _RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -39,7 +42,10 @@ class RecurrentModel(nn.Module):
 
     Attributes:
         input_size: What the cell sees per step: D, or F + 1 with a front-end.
+        family: ``"torch"`` (`agents.loss.model_family`).
     """
+
+    family = "torch"
 
     def __init__(
         self,
@@ -117,7 +123,7 @@ class RecurrentModel(nn.Module):
     def cell_step(self, state: State, u: torch.Tensor) -> State:
         """One step of the cell on an already-encoded input ``u [B, input_size]``.
 
-        For CIFAR-10 models this is the analysis' F with a fixed *feature* input (PAPER.md: the
+        For CIFAR-10 models this is the analysis' F with a fixed *feature* input (docs/paper.md: the
         mean of the CNN features over noise frames).
         """
         rnn = self.rnn
@@ -139,6 +145,7 @@ class RecurrentModel(nn.Module):
                 )
             frontend = self.frontend.spec()
         return {
+            "family": "torch",
             "cell": self.cell,
             "obs_dim": self.obs_dim,
             "hidden_size": self.hidden_size,
@@ -147,8 +154,14 @@ class RecurrentModel(nn.Module):
         }
 
 
-def model_from_spec(spec: dict[str, Any]) -> RecurrentModel:
-    """Rebuilds an (untrained) `RecurrentModel` from `RecurrentModel.spec`."""
+def model_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuilds an (untrained) model from its ``spec()``: a `RecurrentModel`, or an
+    `agents.authors.AuthorsModel` when ``spec["family"] == "authors"`` (a spec without
+    ``family``, as written before families existed, is ``torch``)."""
+    family = spec.get("family", "torch")
+    check_model_family(family)
+    if family == "authors":
+        return authors_model_from_spec(spec)
     frontend = spec.get("frontend")
     return RecurrentModel(
         cell=spec["cell"],
@@ -176,7 +189,7 @@ def build_model(
     frontend: str = "auto",
     negative_slope: float = 0.2,
 ) -> RecurrentModel:
-    """The reference model for a data set (PAPER.md's architectures).
+    """The reference model for a data set (the authors' architectures, docs/paper.md).
 
     Args:
         cell: ``"gru"``, ``"lstm"`` or ``"rnn"``.
@@ -212,3 +225,12 @@ def build_model(
         raise UsageError("frontend='cnn' needs a dataset (for the frame shape)")
     module = ConvFrontend(frame_shape, negative_slope=negative_slope) if use_cnn else None
     return RecurrentModel(cell, obs_dim, hidden_size, frontend=module)
+
+
+def build_family_model(family: str = "torch", **kwargs: Any) -> nn.Module:
+    """`build_model` (``family="torch"``) or `agents.authors.build_authors_model`
+    (``"authors"``: GRU / LSTM on 28 x 28 data only) with the same keyword arguments."""
+    check_model_family(family)
+    if family == "authors":
+        return build_authors_model(**kwargs)
+    return build_model(**kwargs)

@@ -20,9 +20,14 @@ import torch
 from memenv.errors import ArgumentTypeError, UsageError
 
 N_OUTPUTS = 11
-"""Output units: 0 = null, k = class k - 1 (PAPER.md)."""
+"""Output units: 0 = null, k = class k - 1 (docs/paper.md)."""
 
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]  # noqa: UP007 (a runtime alias)
+
+MODEL_FAMILIES = ("torch", "authors")
+"""How a reference network is written (docs/agents.md, "Model families"): ``torch``, PyTorch's
+cells with a linear readout and masked cross-entropy (`agents.models`); ``authors``, the
+authors' hand-written cells with a sigmoid readout and their loss (`agents.authors`)."""
 
 
 @runtime_checkable
@@ -113,6 +118,26 @@ def map_state(state: State, fn) -> State:
 def select_rows(state: State, rows: torch.Tensor) -> State:
     """The states of the batch rows ``rows`` (int64 ``[R]``)."""
     return map_state(state, lambda part: part[rows])
+
+
+def model_family(model: object) -> str:
+    """The family of ``model`` (its ``family`` attribute): ``"torch"`` for any model without one.
+
+    It decides the training loss (`agents.loss.member_loss`) and the loss's scale
+    (`agents.loss.LOSS_SCALE_VS_AUTHORS`).
+    """
+    family = getattr(model, "family", "torch")
+    if family not in MODEL_FAMILIES:
+        raise UsageError(
+            f"{type(model).__name__}.family is {family!r}; a model family is one of "
+            f"{MODEL_FAMILIES}"
+        )
+    return family
+
+
+def check_model_family(family: str) -> None:
+    if family not in MODEL_FAMILIES:
+        raise UsageError(f"model family must be one of {MODEL_FAMILIES}, got {family!r}")
 
 
 def check_agent(model: object) -> None:

@@ -1,7 +1,8 @@
 """Curricula as seen by the trainer: any object with ``at(step) -> dict``.
 
 A schedule maps a 0-based training step to a dict of `memenv.TaskConfig` field changes relative
-to the run's base task (e.g. ``{"n_classes": 4}`` or ``{"t_max": 8}``). Adaptive schedules
+to the run's base task (e.g. ``{"n_classes": 4}``, ``{"t_max": 8}`` or, for ReCu,
+``{"null_weight": 0.25}``: the sampler's ``loss_weight`` carries it into the loss). Adaptive schedules
 also have ``observe(step, n_correct, n_total)`` (the response accuracy of that step's batch)
 and ``state_dict()`` / ``load_state_dict(d)``, which the trainer saves in its checkpoints.
 
@@ -21,7 +22,7 @@ def resolve_schedule(name: str, dataset: str, scale: float = 1.0) -> Any | None:
     """The schedule named ``name`` (None for ``"none"``: the base task throughout).
 
     Other names go to ``curricula.get_schedule(name, dataset, scale)`` (``"vocu"``,
-    ``"decu"``, ``"adaptive-vocu"``, ``"adaptive-decu"``, ...).
+    ``"decu"``, ``"recu"``, ``"adaptive-vocu"``, ``"adaptive-decu"``, ...).
 
     Raises:
         ValueError: naming ``TrainConfig.curriculum`` when the name is unknown or the

@@ -2,8 +2,9 @@
 
 `train` runs a `TrainConfig` in a run directory (layout: `agents.checkpoint`). It draws every
 step's trials with a ``torch.Generator`` on the training device into one reused observation
-buffer, applies the curriculum's task changes, minimises the paper's loss (`agents.loss`) with
-Adam, logs metrics, and writes atomic checkpoints. A run resumes from its directory: the
+buffer, applies the curriculum's task changes, minimises the paper's loss in the form of the
+model's family (`agents.loss.member_loss`: masked cross-entropy for ``torch`` models, the
+authors' loss for ``authors`` ones) with Adam, logs metrics, and writes atomic checkpoints. A run resumes from its directory: the
 resume file holds the weights, the optimizer state, the trial generator's state, the schedule's
 state and the step, so that on CPU a killed-and-resumed run ends with the same weights as an
 uninterrupted one with the same seed.
@@ -30,9 +31,9 @@ from agents import checkpoint as ckpt
 from agents.batches import BatchSource, MemberBatch
 from agents.config import TrainConfig
 from agents.device import resolve_device
-from agents.ensemble import EnsembleModel
-from agents.loss import response_correct, weighted_ce_members
-from agents.models import build_model
+from agents.ensemble import build_ensemble, is_ensemble
+from agents.loss import member_loss, model_family, response_correct
+from agents.models import build_family_model
 from agents.protocol import check_agent
 from agents.schedule import MemberSchedules, resolve_schedule
 from memenv.errors import CorruptFileError, UsageError
@@ -74,7 +75,8 @@ class TrainResult:
 
     Attributes:
         run_dir: The run directory.
-        model: The trained model (`RecurrentModel`, `EnsembleModel` or the user's module).
+        model: The trained model (`RecurrentModel`, `EnsembleModel`, `AuthorsModel`,
+            `AuthorsEnsemble` or the user's module).
         step: Steps completed.
         finished: Whether ``step == config.total_steps`` (False after ``stop_at_step``).
         last_metrics: The last line written to ``metrics.jsonl`` (None if none yet).
@@ -111,9 +113,11 @@ def train(
     Args:
         config: The run's hyperparameters.
         run_dir: The run directory (created if missing).
-        model: A user model following `RecurrentAgent` (``n_members`` must be 1); None builds
-            the reference model (or ensemble) from ``config``. Must be freshly built with the
-            same seed on resume.
+        model: A user model following `RecurrentAgent` (``n_members`` must be 1), or a stacked
+            ensemble; None builds the reference model (or ensemble) of ``config.model_family``
+            from ``config``. Must be freshly built with the same seed on resume. The loss is
+            the one of the model's family (`agents.loss.model_family`: ``torch`` for a model
+            without a ``family`` attribute), whatever ``config.model_family`` says.
         schedule: A schedule object (``at(step) -> dict``) overriding ``config.curriculum``.
         task: The base task; None builds ``config.task_config()`` with its data source.
         resume: ``"auto"`` (resume when the directory holds a run), True (must resume) or
@@ -158,9 +162,11 @@ def train(
         model = initial_model(config)
     else:
         check_agent(model)
-        if config.n_members != 1 and not isinstance(model, EnsembleModel):
-            raise UsageError("TrainConfig.n_members > 1 needs model=None or an EnsembleModel")
-    n_members = model.n_members if isinstance(model, EnsembleModel) else 1
+        if config.n_members != 1 and not is_ensemble(model):
+            raise UsageError(
+                "TrainConfig.n_members > 1 needs model=None, an EnsembleModel or an AuthorsEnsemble"
+            )
+    n_members = model.n_members if is_ensemble(model) else 1
     if n_members != config.n_members:
         raise UsageError(f"TrainConfig.n_members={config.n_members} but the model has {n_members}")
     if penalty is not None:
@@ -184,7 +190,8 @@ def train(
 
 
 def initial_model(config: TrainConfig) -> nn.Module:
-    """The reference model (or ensemble) ``train`` starts from for ``config`` (seeded)."""
+    """The reference model (or ensemble) of ``config.model_family`` that ``train`` starts from
+    for ``config`` (seeded: member k after ``torch.manual_seed(seed + k)``)."""
     kwargs = dict(
         cell=config.cell,
         hidden_size=config.hidden_size,
@@ -193,8 +200,8 @@ def initial_model(config: TrainConfig) -> nn.Module:
     )
     if config.n_members == 1:
         torch.manual_seed(config.seed)
-        return build_model(**kwargs)
-    return EnsembleModel.build(config.member_seeds(), **kwargs)
+        return build_family_model(config.model_family, **kwargs)
+    return build_ensemble(config.model_family, config.member_seeds(), **kwargs)
 
 
 def _check_same_penalty(run_dir: Path, penalty: TrainingPenalty | None, has_run: bool) -> None:
@@ -225,7 +232,8 @@ class _Loop:
         self.schedules = schedules
         self.device = device
         self.n_members = schedules.n_members
-        self.ensemble = isinstance(model, EnsembleModel)
+        self.ensemble = is_ensemble(model)
+        self.member_loss = member_loss(model_family(model))
         self.source = BatchSource(task, self.n_members, config.batch_size, device)
         self.data_source = task.images.source
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, eps=config.adam_eps)
@@ -339,6 +347,7 @@ class _Loop:
             "data_source": self.data_source,
             "model_spec": spec,
             "model_class": type(model).__name__,
+            "model_family": model_family(model),
             "n_members": self.n_members,
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "device": str(self.device),
@@ -400,7 +409,7 @@ class _Loop:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         logits = self._forward(batch)
-        losses = weighted_ce_members(logits, batch.target, batch.loss_weight, batch.n_classes)
+        losses = self.member_loss(logits, batch.target, batch.loss_weight, batch.n_classes)
         total = losses.sum()  # parameters are disjoint: each member gets its own loss's gradient
         checked = losses
         if self.penalty is not None:
@@ -430,7 +439,7 @@ class _Loop:
             self.schedules.observe(step, per_member.tolist(), self.config.batch_size)
 
     def _forward(self, batch: MemberBatch) -> torch.Tensor:
-        """Logits ``[K, B, T, 11]``."""
+        """Outputs ``[K, B, T, 11]`` (logits; the sigmoid outputs of an authors model)."""
         k, b, t = batch.target.shape
         if self.ensemble:
             logits, _ = self.model(batch.obs.view(k, b, t, -1))
@@ -475,6 +484,7 @@ class _Loop:
             "lr": self.config.lr_at(self.step - 1),
             "n_classes": task.n_classes,
             "t_max": task.t_max,
+            "null_weight": task.null_weight,
             "elapsed_s": round(self.elapsed, 3),
         }
         if self.penalty is not None:
@@ -482,6 +492,7 @@ class _Loop:
         if self.schedules.adaptive:
             line["n_classes"] = [c.n_classes for c in self.task_now]
             line["t_max"] = [c.t_max for c in self.task_now]
+            line["null_weight"] = [c.null_weight for c in self.task_now]
         with open(self.run_dir / "metrics.jsonl", "a") as stream:
             stream.write(json.dumps(line) + "\n")
         self.last_metrics = line

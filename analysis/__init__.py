@@ -1,6 +1,6 @@
-"""Slow-point analysis of recurrent networks on the delayed-recall task (PAPER.md).
+"""Slow-point analysis of recurrent networks on the delayed-recall task (docs/paper.md).
 
-Works on any model that follows the recurrent protocol of DESIGN.md (``forward``,
+Works on any model that follows the recurrent protocol of docs/agents.md (``forward``,
 ``initial_state``, ``transition``, ``readout``); see docs/analysis.md.
 
 * `class_centers` -> `ClassCenters`: per-class centres of mass of the settled hidden state.

@@ -1,4 +1,4 @@
-"""Backtracking: follow slow points backwards through a run's checkpoints (PAPER.md).
+"""Backtracking: follow slow points backwards through a run's checkpoints (docs/paper.md).
 
 Each tracked point (one per class, usually the slow point its centre of mass led to in the
 final network) is re-found in every earlier checkpoint, each search starting from where the

@@ -29,6 +29,8 @@ from typing import Any
 from memenv.cli_args import apply_threads, device, int_list, positive_float, positive_int
 
 DEFAULT_ARCHS = "rnn,gru,lstm,lru,mingru,transformer"
+AUTHORS_VARIANTS = {"gru": "authors-gru", "lstm": "authors-lstm"}
+"""Built-in names ``--model-family authors`` swaps for the authors' networks."""
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +49,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[NAME=]PKG.MOD:FACTORY",
         help="your own model: factory(hidden_size=..., obs_dim=...) returning an nn.Module that "
         "follows agents.RecurrentAgent (repeatable)",
+    )
+    parser.add_argument(
+        "--model-family",
+        choices=("torch", "authors"),
+        default="torch",
+        help="authors: the gru and lstm of --archs are the authors' networks (authors-gru, "
+        "authors-lstm: their equations, initialisation, readout and loss); other architectures "
+        "are unaffected (default: torch)",
     )
     parser.add_argument(
         "--seeds", type=int_list(0), default=(0, 1, 2), help="comma-separated seeds (default 0,1,2)"
@@ -102,6 +112,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def builtin_names(archs: str, model_family: str) -> list[str]:
+    """The built-in architectures of ``--archs``; with the ``authors`` family their ``gru`` and
+    ``lstm`` are the authors' networks (`AUTHORS_VARIANTS`)."""
+    names = [name.strip() for name in archs.split(",") if name.strip()]
+    if model_family == "authors":
+        names = [AUTHORS_VARIANTS.get(name, name) for name in names]
+    return names
+
+
 def protocol_from_args(args: argparse.Namespace):
     """The `BenchProtocol` of parsed arguments (ValueError naming a bad value)."""
     from analysis.bench import BenchProtocol
@@ -127,9 +146,7 @@ def run_bench(args: argparse.Namespace) -> int:
     )
 
     protocol = protocol_from_args(args)
-    archs = resolve_architectures(
-        [a.strip() for a in args.archs.split(",") if a.strip()], args.models
-    )
+    archs = resolve_architectures(builtin_names(args.archs, args.model_family), args.models)
     check_architectures(archs, protocol)
     out = Path(args.out)
     report = Path(args.report) if args.report else out
@@ -227,7 +244,7 @@ def canonical_command(args: argparse.Namespace) -> str:
     parts = ["memenv", "bench", "--archs", args.archs]
     for spec in args.models:
         parts += ["--model", spec]
-    options = ("seeds", "preset", "dataset", "curriculum", "curriculum_scale", "hidden_size",
+    options = ("model_family", "seeds", "preset", "dataset", "curriculum", "curriculum_scale", "hidden_size",
                "total_steps", "batch_size", "lr", "data_root", "device", "n_trials",
                "eval_batch_size", "anchor_trials", "out", "report", "jobs", "threads")  # fmt: skip
     for name in options:

@@ -60,11 +60,18 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
         help="steps from the image to the centre state",
     )
     parser.add_argument(
+        "--centers",
+        choices=("task", "authors"),
+        default="task",
+        help="noise of the centre-of-mass trials: task (the task's own, independent per trial; "
+        "default) or authors (1/3 of the std, one noise sequence shared by all trials, as the "
+        "authors' BlackBoxMNIST.py)",
+    )
+    parser.add_argument(
         "--noise-scale",
         type=nonnegative_float,
-        default=1.0,
-        help="noise std for the centres in pixel-std units (1: the task's; the authors' MNIST "
-        "script used 1/3)",
+        default=None,
+        help="noise std for the centres in pixel-std units (default 1: the task's)",
     )
     parser.add_argument(
         "--extra-per-class",
@@ -99,6 +106,7 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> Any:
     """The `AnalysisOptions` of parsed ``memenv analyze`` arguments."""
+    from analysis.centers import AUTHORS_CENTERS
     from analysis.pipeline import AnalysisOptions
 
     search_options: dict[str, Any] = {}
@@ -107,11 +115,16 @@ def options_from_args(args: argparse.Namespace) -> Any:
             raise UsageError("--adam-iterations needs --method adam")
         search_options["iterations"] = int(args.adam_iterations)
         search_options["lr_drop_at"] = int(0.4 * args.adam_iterations)
+    noise = {"noise_scale": 1.0 if args.noise_scale is None else args.noise_scale}
+    if args.centers == "authors":
+        if args.noise_scale is not None:
+            raise UsageError("--centers authors sets the noise scale (1/3); drop --noise-scale")
+        noise = dict(AUTHORS_CENTERS)
     return AnalysisOptions(
         method=args.method,
         n_per_class=args.trials,
         settle_steps=args.settle_steps,
-        noise_scale=args.noise_scale,
+        **noise,
         extra_per_class=args.extra_per_class,
         long_delay=args.long_delay,
         accuracy_trials=args.accuracy_trials,

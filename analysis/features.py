@@ -1,6 +1,6 @@
 """Slow points of networks with a CNN front-end, in the cell's input-feature space.
 
-PAPER.md ("Slow points"): for CIFAR-10 the fixed input of the slow-point search is the mean of
+docs/paper.md ("Slow points"): for CIFAR-10 the fixed input of the slow-point search is the mean of
 the CNN features over many noise frames, not the CNN's response to the mean frame (a CNN is
 nonlinear, so the two differ). `analysis_view` gives the analysis what it needs for any model:
 

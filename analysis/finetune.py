@@ -44,7 +44,7 @@ EVAL_DELAYS = (4, 10, 19, 40, 100, 200, 500, 1000, 2000)
 
 @dataclass(frozen=True)
 class RegularizeConfig:
-    """One speed-regularised fine-tuning (PAPER.md, "Speed regularisation").
+    """One speed-regularised fine-tuning (docs/paper.md, "The speed regulariser").
 
     Attributes:
         mode: Anchors: ``"center"`` (paper's choice), ``"slow"`` or ``"control"`` (lam = 0).

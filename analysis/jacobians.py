@@ -22,9 +22,22 @@ with it (`analysis.search`). With ``gi = W_ih u + b_ih`` (fixed input ``u``) and
 
 * vanilla RNN, ``h' = tanh(gi + gh)``: ``dh'/dh = diag(1 - h'^2) W_hh``.
 
-`closed_form_jacobian` recognises `agents.models.RecurrentModel` and its `FeatureInputModel`
-view (whose ``transition`` take the features); any other model returns None and the analysis
-falls back to automatic differentiation. The tests check both against each other.
+The authors' cells (`agents.authors.AuthorsModel`, row-vector weights ``h U``, so the column
+form uses ``U^T``):
+
+* LSTM: the equations of PyTorch's LSTM (same gate order), with ``W_hh = U^T`` and the biases
+  in ``gi``: the LSTM formula above.
+* GRU, ``h' = (1 - z) h + z n``, ``n = tanh(x Wh + (r h) Uh + bh)``: the reset gate acts
+  before ``Uh``, so one term is a product of two recurrent blocks (``O(N^3)`` per state, one
+  batched matmul)::
+
+      dh'/dh = diag(1 - z) + diag((n - h) z(1 - z)) Uz^T
+             + diag(z(1 - n^2)) Uh^T [diag(r) + diag(h r(1 - r)) Ur^T]
+
+`closed_form_jacobian` recognises `agents.models.RecurrentModel`, its `FeatureInputModel` view
+(whose ``transition`` takes the features) and `agents.authors.AuthorsModel`; any other model
+(an ensemble, a subclass that overrides the step) returns None and the analysis falls back to
+automatic differentiation. The tests check both against each other.
 """
 
 from __future__ import annotations
@@ -43,9 +56,12 @@ def closed_form_jacobian(model: nn.Module) -> StepJacobian | None:
     """The closed-form ``F`` and ``dF/ds`` of ``model``'s ``transition``, or None when the model
     is not a plain built-in cell (its ``transition`` or ``cell_step`` overridden, other
     architectures)."""
+    from agents.authors import AuthorsModel
     from agents.models import RecurrentModel
     from analysis.features import FeatureInputModel
 
+    if isinstance(model, AuthorsModel):
+        return _authors_jacobian(model)
     if type(model) is FeatureInputModel:
         inner, encode = model.inner, None  # its transition takes the cell's input itself
     else:
@@ -128,3 +144,43 @@ def _rnn(h_bxn, gi_1xg, gh_bxg, weight_hh):
 
 
 _STEPS: dict[str, Any] = {"gru": _gru, "lstm": _lstm, "rnn": _rnn}
+
+
+def _authors_jacobian(model: nn.Module) -> StepJacobian | None:
+    """The closed form for an `agents.authors.AuthorsModel` whose step is not overridden."""
+    from agents.authors import AuthorsModel
+
+    if type(model).transition is not AuthorsModel.transition:
+        return None
+    weight_x, weight_h, bias = model.weight_x, model.weight_h, model.bias
+    cell = model.cell
+
+    def step_and_jacobian(
+        states_bxn: torch.Tensor, x_1xd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            xw_1xg = x_1xd @ weight_x + bias
+            if cell == "gru":
+                return _authors_gru(states_bxn, xw_1xg, weight_h)
+            n = weight_h.shape[0]
+            gh_bxg = states_bxn[:, :n] @ weight_h
+            return _lstm(states_bxn, xw_1xg, gh_bxg, weight_h.t())
+
+    return step_and_jacobian
+
+
+def _authors_gru(h_bxn, xw_1xg, weight_h_nxg):
+    n = h_bxn.shape[1]
+    x_r, x_z, x_h = xw_1xg.split(n, dim=-1)
+    h_r, h_z = (h_bxn @ weight_h_nxg[:, : 2 * n]).split(n, dim=-1)
+    u_r_t, u_z_t, u_h_t = (block.t() for block in weight_h_nxg.split(n, dim=1))
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    candidate = torch.tanh(x_h + (r * h_bxn) @ u_h_t.t())
+    b = h_bxn.shape[0]
+    # d(candidate pre-activation)/dh = Uh^T diag(r) + (Uh^T diag(h r(1 - r))) Ur^T
+    through_r = (u_h_t[None] * (h_bxn * r * (1 - r))[:, None, :]).reshape(b * n, n) @ u_r_t
+    d_pre = through_r.reshape(b, n, n).add_(u_h_t[None] * r[:, None, :])
+    jacobian = d_pre.mul_((z * (1 - candidate * candidate))[:, :, None])
+    jacobian.addcmul_(((candidate - h_bxn) * z * (1 - z))[:, :, None], u_z_t)
+    return (1 - z) * h_bxn + z * candidate, _add_diagonal(jacobian, 1 - z)

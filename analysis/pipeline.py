@@ -21,7 +21,7 @@ from torch import nn
 
 from agents.checkpoint import read_jsonl
 from analysis.backtrack import Lineage, backtrack
-from analysis.centers import ClassCenters, class_centers, state_trajectories
+from analysis.centers import AUTHORS_CENTERS, ClassCenters, class_centers, state_trajectories
 from analysis.features import analysis_view
 from analysis.protocol import FlatDynamics
 from analysis.slow_points import SlowPoints, find_slow_points
@@ -48,6 +48,8 @@ class AnalysisOptions:
         n_per_class: Trials per class for the centres (authors: 100).
         settle_steps: Steps from the image to the centre state (authors: 15).
         noise_scale: Noise std for the centres, in pixel-std units (see `analysis.centers`).
+        shared_noise: One noise sequence for every centre trial (the authors' MNIST script;
+            `analysis.centers.AUTHORS_CENTERS`).
         extra_per_class: Additional searches per class, from single correct trials' states, to
             find more than one slow point per class.
         dedup_tol: Distance under which two slow points are one (`deduplicate`).
@@ -62,12 +64,15 @@ class AnalysisOptions:
         cell_speed: LSTM cell coordinates in the speed: ``"tanh"`` (the paper's) or ``"raw"``
             (see `analysis.protocol.FlatDynamics`).
         search_options: Extra keyword arguments of the search (e.g. ``{"iterations": 20000}``).
+        authors_centers_check: Also measure the speed at centres computed the authors' way
+            (`analysis.centers.AUTHORS_CENTERS`), for a sensitivity check of the centre noise.
     """
 
     method: str = "newton"
     n_per_class: int = 100
     settle_steps: int = 15
     noise_scale: float = 1.0
+    shared_noise: bool = False
     extra_per_class: int = 5
     dedup_tol: float = 1e-2
     long_delay: int = DEFAULT_LONG_DELAY
@@ -80,6 +85,7 @@ class AnalysisOptions:
     seed: int = 0
     cell_speed: str = "tanh"
     search_options: dict[str, Any] = field(default_factory=dict)
+    authors_centers_check: bool = False
 
 
 @dataclass
@@ -99,6 +105,7 @@ class NetworkAnalysis:
     trajectory_labels: np.ndarray
     lineage: Lineage | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    table_authors_centers: ClassSpeedAccuracy | None = None
 
     def points_per_class(self) -> dict[int, int]:
         """Distinct slow points per readout label (-1 = null)."""
@@ -125,6 +132,9 @@ class NetworkAnalysis:
             "centre_accuracy_after_settling": self.centers.accuracy.tolist(),
             "speed_accuracy_slow_points": self.table_points.to_dict(),
             "speed_accuracy_centres": self.table_centers.to_dict(),
+            "speed_accuracy_authors_centres": None
+            if self.table_authors_centers is None
+            else self.table_authors_centers.to_dict(),
             "lineage": None if self.lineage is None else self.lineage.to_dict(),
         }
 
@@ -160,6 +170,7 @@ def analyze_network(
         n_per_class=options.n_per_class,
         settle_steps=options.settle_steps,
         noise_scale=options.noise_scale,
+        shared_noise=options.shared_noise,
         n_classes=n_classes,
         seed=options.seed,
         input_x=input_x,
@@ -206,6 +217,23 @@ def analyze_network(
         ),
         trajectories=trajectories,
         trajectory_labels=trajectory_labels,
+        table_authors_centers=_authors_centers_table(
+            dynamics, task, options, n_classes, input_x, accuracy
+        )
+        if options.authors_centers_check
+        else None,
+    )
+
+
+def _authors_centers_table(dynamics, task, options, n_classes, input_x, accuracy):
+    """Speed at the centres computed as the authors' MNIST script did, vs class accuracy."""
+    centers = class_centers(
+        dynamics, task, n_per_class=options.n_per_class, settle_steps=options.settle_steps,
+        n_classes=n_classes, seed=options.seed, input_x=input_x, **AUTHORS_CENTERS,
+    )  # fmt: skip
+    speeds = speeds_at(dynamics, centers.centers, input_x)
+    return class_speed_accuracy(
+        speeds, accuracy, delay=options.long_delay, speed_at="centre (authors' noise)"
     )
 
 
@@ -343,6 +371,7 @@ def analyze_run(
         "method": options.method,
         "long_delay": options.long_delay,
         "noise_scale": options.noise_scale,
+        "shared_noise": options.shared_noise,
         "settle_steps": options.settle_steps,
         "cell_speed": options.cell_speed,
     }

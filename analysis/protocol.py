@@ -1,6 +1,6 @@
 """The recurrent-model protocol, seen as a map on flat state vectors.
 
-The analysis works on any model that follows the protocol of DESIGN.md (duck typing)::
+The analysis works on any model that follows the recurrent protocol of docs/agents.md (duck typing)::
 
     initial_state(B) -> state
     transition(state, x_bxd) -> state           # one step of F
@@ -15,7 +15,7 @@ label used throughout the analysis.
 
 Speed coordinates. The speed of a state is ``q(s) = ||phi(F(s)) - phi(s)||^2`` where ``phi`` is
 the identity on hidden-state coordinates and ``tanh`` on LSTM cell-state coordinates, as in the
-authors' code (PAPER.md: for an LSTM, ``||h' - h||^2 + ||tanh(c') - tanh(c)||^2``). By default a
+authors' code (docs/paper.md: for an LSTM, ``||h' - h||^2 + ||tanh(c') - tanh(c)||^2``). By default a
 state that is a 2-tuple of equal-sized tensors is taken to be ``(h, c)``; pass
 ``cell_state_leaves`` to say otherwise. Clipping of the search (the paper clips to [-1, 1]) applies
 only to hidden coordinates, never to cell coordinates (the authors clip ``h`` only).

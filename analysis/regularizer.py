@@ -1,9 +1,10 @@
-"""The speed regulariser of PAPER.md ("Controlling memory"): anchors and the penalty.
+"""The speed regulariser of docs/paper.md ("The speed regulariser"): anchors and the penalty.
 
 ``S = sum_k sum_j ||phi(F(h*_k, x_j)) - phi(h*_k)||^2`` over fixed anchor states ``h*_k`` (one
 per class) and ``n_noise`` fresh noise frames ``x_j`` per anchor (full-strength task noise,
 trigger 0); ``phi`` is tanh on LSTM cell coordinates (the paper's ``||tanh(c') - tanh(c)||^2``
-term) and the identity elsewhere. The loss becomes ``CE + lam * S``.
+term) and the identity elsewhere. The loss becomes ``L + lam * S``, on the authors' loss scale
+for either model family (`loss_scale`).
 
 Anchor modes (`ANCHOR_MODES`):
 
@@ -160,6 +161,19 @@ def anchor_speeds(model: nn.Module, anchors: Anchors, task: DelayedRecallTask) -
     return speeds_at(view, anchors.states, input_x)
 
 
+def loss_scale(model: nn.Module) -> float:
+    """What ``lambda * S`` is multiplied by so that lambda means the paper's for ``model``.
+
+    The authors add ``lambda * S`` to their loss, a mean over the ``[B, 11, T]`` grid; the
+    `torch` family's loss is a mean over ``[B, T]`` only, 11 times larger, so its penalty is
+    scaled by 11 (`agents.loss.LOSS_SCALE_VS_AUTHORS`). This is the one place where lambda is
+    converted: ``--lam 1e-3`` is the paper's 1e-3 for either model family.
+    """
+    from agents.loss import LOSS_SCALE_VS_AUTHORS, model_family
+
+    return LOSS_SCALE_VS_AUTHORS[model_family(model)]
+
+
 class SpeedPenalty:
     """``lam * S`` as a training penalty (`agents.trainer.TrainingPenalty`).
 
@@ -224,6 +238,9 @@ class SpeedPenalty:
             "kind": "speed",
             "mode": self.mode,
             "lam": self.lam,
+            # runs of memenv before lambda was put on the authors' scale lack this key, so
+            # they refuse to resume under the new meaning
+            "lam_scale": "authors' loss",
             "n_noise": self.n_noise,
             "recompute_every": self.recompute_every,
             "seed": self.seed,
@@ -259,7 +276,7 @@ class SpeedPenalty:
             self.recompute(model, step)
         device, _ = model_device_dtype(model)
         value = self.speed_sum(model, self.noise(device))
-        return self.lam * value, value.detach()
+        return self.lam * loss_scale(model) * value, value.detach()
 
     def recompute(self, model: nn.Module, step: int) -> None:
         """New anchors from ``model`` (same mode), recorded in ``history``."""

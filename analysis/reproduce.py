@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import subprocess
 import time
@@ -48,7 +49,7 @@ STAGES = ("train", "evaluate", "analyze", "regularize", "report")
 EVAL_SEED = 12345
 """Seed of the held-out evaluation trials (the same trials for every network)."""
 
-# Training of each preset (on top of `agents.preset`); `paper` is PAPER.md's protocol.
+# Training of each preset (on top of `agents.preset`); `paper` is the authors' protocol (docs/paper.md).
 _TRAINING = {
     "paper": ("paper", {}),
     # checkpoints every 125 steps: VoCu's 9 stages fall 143-357 steps apart at this scale
@@ -84,7 +85,7 @@ _SEEDS = {"paper": 10, "fast": 5, "demo": 3, "tiny": 2}
 _CELLS = {"demo": ("gru",)}
 """Cells of a preset when not given (default: `CELLS`)."""
 _OWNED_TRAIN_FIELDS = ("cell", "curriculum", "curriculum_scale", "seed", "n_members", "device",
-                       "data_root", "dataset")  # fmt: skip
+                       "data_root", "dataset", "model_family")  # fmt: skip
 PAPER_LENGTH = {"mnist": 140_000, "fashion-mnist": 140_000, "cifar10": 300_000}
 """Length of the paper's schedules (steps), the denominator of ``curriculum_scale``."""
 RESUME_FREE_FIELDS = ("cells", "curricula", "regularize", "reg_modes", "device", "long_delay_min")
@@ -96,7 +97,7 @@ class ReproduceConfig:
     """The study's protocol (None fields take the preset's value).
 
     Attributes:
-        preset: ``fast`` (CPU, MNIST), ``paper`` (PAPER.md), ``demo`` (minutes), ``tiny`` (tests).
+        preset: ``fast`` (CPU, MNIST), ``paper`` (the authors' protocol, docs/paper.md), ``demo`` (minutes), ``tiny`` (tests).
         dataset: ``mnist``, ``fashion-mnist`` or ``cifar10`` (``paper`` preset only).
         cells: Recurrent cells (None: GRU and LSTM; ``demo``: GRU only).
         curricula: Curricula (``none``, ``vocu``, ``decu``).
@@ -107,6 +108,8 @@ class ReproduceConfig:
         analysis: Slow-point analysis settings (backtracking is set per curriculum).
         regularize: Run the speed-regularisation stage.
         reg_modes: Fine-tuning modes of that stage.
+        model_family: ``torch`` or ``authors`` networks (None: the preset's: ``paper`` trains
+            the authors' networks on MNIST / Fashion-MNIST, the others PyTorch's).
         device: ``auto``, ``cpu`` or ``cuda``.
         data_root: Data folder (None: ``$MEMENV_DATA`` or the embedded MNIST).
         train_overrides: Extra `agents.TrainConfig` fields of every training run.
@@ -124,6 +127,7 @@ class ReproduceConfig:
     analysis: AnalysisOptions | None = None
     regularize: bool = True
     reg_modes: tuple[str, ...] = MODES
+    model_family: str | None = None
     device: str = "auto"
     data_root: str | None = None
     train_overrides: dict[str, Any] = field(default_factory=dict)
@@ -162,7 +166,7 @@ class ReproduceConfig:
             "eval_delays": delays,
             "eval_trials": trials,
             "long_delay_min": long_min,
-            "analysis": AnalysisOptions(**_ANALYSIS[self.preset]),
+            "analysis": AnalysisOptions(authors_centers_check=True, **_ANALYSIS[self.preset]),
         }  # fmt: skip
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -189,6 +193,8 @@ class ReproduceConfig:
 
         name, values = _TRAINING[self.preset]
         values = {**values, **self.train_overrides}
+        if self.model_family is not None:
+            values["model_family"] = self.model_family
         config = preset(
             name, self.dataset, cell=cell, curriculum=curriculum, seed=0,
             n_members=self.n_seeds, device=self.device, data_root=self.data_root, **values,
@@ -233,8 +239,13 @@ def analysis_dir(out: Path, cell: str, curriculum: str, member: int) -> Path:
     return out / "analysis" / run_name(cell, curriculum) / f"m{member}"
 
 
-def finetune_dir(out: Path, cell: str, seed: int, mode: str) -> Path:
-    return out / "regularize" / "finetune" / f"{cell}-s{seed}-{mode}"
+def finetune_dir(out: Path, cell: str, curriculum: str, seed: int, mode: str) -> Path:
+    return out / "regularize" / "finetune" / f"{run_name(cell, curriculum)}-s{seed}-{mode}"
+
+
+REGULARIZED_CURRICULA = ("decu", "vocu", "none")
+"""The runs the regularisation stage fine-tunes, in this order: the DeCu and VoCu networks, as
+the authors did (their RUNMNIST.sh), then the no-curriculum networks as an extra."""
 
 
 @dataclass(frozen=True)
@@ -259,9 +270,11 @@ def plan(config: ReproduceConfig) -> list[Job]:
     runs = [(c, u) for c in config.cells for u in config.curricula]
     jobs = [Job("train", c, u) for c, u in runs] + [Job("evaluate", c, u) for c, u in runs]
     jobs += [Job("analyze", c, u, k) for c, u in runs for k in range(config.n_seeds)]
-    if config.regularize and "none" in config.curricula:
+    if config.regularize:
         jobs += [
-            Job("regularize", c, "none", k, m)
+            Job("regularize", c, u, k, m)
+            for u in REGULARIZED_CURRICULA
+            if u in config.curricula
             for k in range(config.n_seeds)
             for c in config.cells
             for m in config.reg_modes
@@ -317,10 +330,11 @@ def _analyze(config: ReproduceConfig, out: Path, job: Job) -> None:
 
 def _regularize(config: ReproduceConfig, out: Path, job: Job) -> None:
     seed, mode = int(job.member), str(job.mode)
+    before = f"{run_name(job.cell, job.curriculum)}-s{seed}.json"
     regularize_run(
         _finished_run(out, job), config.finetune_config(mode, seed),
-        finetune_dir(out, job.cell, seed, mode), member=seed, progress=False, figures=False,
-        before_file=out / "regularize" / "before" / f"{job.cell}-s{seed}.json",
+        finetune_dir(out, job.cell, job.curriculum, seed, mode), member=seed, progress=False,
+        figures=False, before_file=out / "regularize" / "before" / before,
     )  # fmt: skip
 
 
@@ -343,7 +357,8 @@ def job_done(config: ReproduceConfig, out: Path, job: Job) -> bool:
         ).is_file()
     if job.stage == "regularize":
         return (
-            finetune_dir(out, job.cell, int(job.member), str(job.mode)) / "regularize.json"
+            finetune_dir(out, job.cell, job.curriculum, int(job.member), str(job.mode))
+            / "regularize.json"
         ).is_file()
     return False
 
@@ -355,10 +370,8 @@ _JOB_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
 
 def prerequisites(job: Job) -> tuple[Job, ...]:
     """The jobs whose results ``job`` reads: they must have run (or failed) before it starts."""
-    if job.stage in ("evaluate", "analyze"):
+    if job.stage in ("evaluate", "analyze", "regularize"):
         return (Job("train", job.cell, job.curriculum),)
-    if job.stage == "regularize":
-        return (Job("train", job.cell, "none"),)
     return ()
 
 
@@ -433,6 +446,8 @@ def run_reproduce(
                 finished(job, _attempt(config, out, job, progress))
         else:
             _run_parallel(config, out, todo, jobs, threads, bar, finished)
+        order = {str(job): i for i, job in enumerate(planned)}
+        failures.sort(key=lambda failure: order[failure[0]])  # workers finish in any order
         if planned[-1].stage == "report":
             bar.set_postfix_str("report")
             _add_wall(out, time.perf_counter() - started)
@@ -589,6 +604,13 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                 summary = read_json(folder / "summary.json")
                 table = summary["speed_accuracy_slow_points"]
                 speeds = np.array([np.nan if v is None else v for v in table["speeds"]])
+                sensitivity = {
+                    name: _mean_speed(summary.get(key))
+                    for name, key in (
+                        ("mean_centre_speed", "speed_accuracy_centres"),
+                        ("mean_authors_centre_speed", "speed_accuracy_authors_centres"),
+                    )
+                }
                 network = {
                     "cell": cell,
                     "curriculum": curriculum,
@@ -599,6 +621,7 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                     "mean_speed": float(np.nanmean(speeds))
                     if np.isfinite(speeds).any()
                     else np.nan,
+                    **sensitivity,
                     "long_accuracy": float(long_acc[member]),
                     "n_distinct_points": summary["n_distinct_points"],
                     "n_searches": summary["n_searches"],
@@ -612,19 +635,28 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                 results["networks"].append(network)
     if not config.regularize:
         results["regularize_skipped"] = "--no-regularize"
-    elif "none" not in config.curricula:
-        results["regularize_skipped"] = "needs the no-curriculum runs (curriculum none)"
-    else:
+    for curriculum in REGULARIZED_CURRICULA if config.regularize else ():
+        if curriculum not in config.curricula:
+            continue
         for seed in range(config.n_seeds):
             for cell in config.cells:
                 for mode in config.reg_modes:
-                    path = finetune_dir(out, cell, seed, mode) / "regularize.json"
+                    path = finetune_dir(out, cell, curriculum, seed, mode) / "regularize.json"
                     if path.is_file():
                         record = read_json(path)
                         results["regularize"].append(
-                            {"cell": cell, "seed": seed, "mode": mode, **record}
-                        )
+                            {"cell": cell, "curriculum": curriculum, "seed": seed, "mode": mode,
+                             **record}
+                        )  # fmt: skip
     return results
+
+
+def _mean_speed(table: dict[str, Any] | None) -> float:
+    """Mean over classes of a saved speed-accuracy table's speeds (NaN: none, or no table)."""
+    if not table:
+        return math.nan
+    speeds = np.array([np.nan if v is None else v for v in table["speeds"]], dtype=float)
+    return float(np.nanmean(speeds)) if np.isfinite(speeds).any() else math.nan
 
 
 def _machine(device: str) -> str:
@@ -667,6 +699,7 @@ def write_report(
         claims_table,
         plot_accuracy,
         plot_speed_vs_accuracy,
+        regularized_groups,
         report_html,
         report_markdown,
     )
@@ -710,7 +743,7 @@ def write_report(
             )
     regularize_md = ""
     if results["regularize"]:
-        table = study_table(results["regularize"])
+        table = study_table(regularized_groups(results["regularize"]))
         regularize_md = table_markdown(table)
         figures["regularize"] = plot_study(table)
     names = {}

@@ -24,7 +24,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         default="fast",
-        help="fast (CPU, 5 seeds), paper (PAPER.md, 10 seeds), demo (a few minutes on 2 cores), "
+        help="fast (CPU, 5 seeds), paper (the authors' protocol, 10 seeds), demo (a few minutes on 2 cores), "
         "tiny (seconds; for tests) (default fast)",
     )
     parser.add_argument("--dataset", default="mnist", help="mnist, fashion-mnist or cifar10")
@@ -39,6 +39,13 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=None, help="report folder (default OUT/report)")
     parser.add_argument("--no-regularize", action="store_true", help="skip the regularisation")
     parser.add_argument("--data-root", default=None, help="data folder ($MEMENV_DATA)")
+    parser.add_argument(
+        "--model-family",
+        choices=("torch", "authors"),
+        default=None,
+        help="networks: authors (their equations, initialisation, readout and loss) or torch "
+        "(PyTorch's cells); default: the preset's (paper on MNIST: authors; others: torch)",
+    )
     parser.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--jobs",
@@ -76,6 +83,7 @@ def config_from_args(args: argparse.Namespace):
         curricula=_names(args.curricula, "--curricula"),
         n_seeds=args.seeds,
         regularize=not args.no_regularize,
+        model_family=args.model_family,
         device=args.device,
         data_root=args.data_root,
     )
@@ -88,6 +96,8 @@ def canonical_command(config, out: Path) -> str:
         f"--seeds {config.n_seeds}", f"--cells {','.join(config.cells)}",
         f"--curricula {','.join(config.curricula)}", f"--out {shlex.quote(str(out))}",
     ]  # fmt: skip
+    family = config.train_config(config.cells[0], "none").model_family
+    parts.append(f"--model-family {family}")
     if not config.regularize:
         parts.append("--no-regularize")
     return " ".join(parts)

@@ -143,21 +143,40 @@ def claim_decu_extrapolates(
     return ClaimRow(claim, cell, verdict(diff, p, +1), numbers, test)
 
 
-def claim_speed_accuracy(networks: list[dict[str, Any]]) -> ClaimRow:
+SPEED_SENSITIVITY = {
+    "mean_centre_speed": "speed at the class centres (the task's noise)",
+    "mean_authors_centre_speed": "speed at the class centres (the authors' noise: 1/3 std, "
+    "one sequence shared by all trials)",
+}
+"""Sensitivity rows of claim (b): the same test with the speed measured elsewhere."""
+
+
+def claim_speed_accuracy(networks: list[dict[str, Any]], speed_key: str = "mean_speed") -> ClaimRow:
     """(b) Slower slow points go with better long-delay memory (negative correlation).
 
     Primary test: Spearman across networks of the mean slow-point speed (over classes) against
     the long-delay accuracy. The pooled per-class Spearman (every class of every network as one
     pair: speed of its slow point vs its accuracy at the analysis' long delay) is reported too,
-    but not used for the verdict: classes of one network are not independent.
+    but not used for the verdict: classes of one network are not independent. With
+    ``speed_key`` one of `SPEED_SENSITIVITY`, the row is a sensitivity check: the same test with
+    each network's mean speed at its class centres (no pooled per-class figure).
     """
     from analysis.speed_accuracy import spearman
 
     claim = "speed-accuracy correlation is negative"
     test = "Spearman across networks: mean slow-point speed vs long-delay accuracy"
+    if speed_key != "mean_speed":
+        claim += f" (sensitivity: {SPEED_SENSITIVITY[speed_key]})"
+        test = "Spearman across networks: mean centre speed vs long-delay accuracy"
+    networks = [n for n in networks if math.isfinite(n.get(speed_key, math.nan))]
     if len(networks) < 3:
         return _missing(claim, "all", test, f"needs >= 3 analysed networks, got {len(networks)}")
-    across = spearman([n["mean_speed"] for n in networks], [n["long_accuracy"] for n in networks])
+    across = spearman([n[speed_key] for n in networks], [n["long_accuracy"] for n in networks])
+    if speed_key != "mean_speed":
+        numbers = f"across networks rho={across.rho:.3f}, p={_fmt_p(across.p_value)}, n={across.n}"
+        if not math.isfinite(across.rho):
+            return ClaimRow(claim, "all", INCONCLUSIVE, numbers, test, "constant values")
+        return ClaimRow(claim, "all", verdict(across.rho, across.p_value, -1), numbers, test)
     speeds = np.concatenate([np.asarray(n["class_speeds"], dtype=float) for n in networks])
     accs = np.concatenate([np.asarray(n["class_accuracy"], dtype=float) for n in networks])
     pooled = spearman(speeds, accs)
@@ -347,6 +366,13 @@ def claim_regularization(records: list[dict[str, Any]], cell: str, long_delay_mi
     return ClaimRow(claim, cell, verdict(mean, p, +1), numbers, test)
 
 
+def regularized_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fine-tuning records with ``cell`` relabelled ``"<cell> <curriculum>"`` (e.g.
+    ``"gru decu"``): the unit the regularisation claims and tables are made per. Records
+    without a curriculum are from the no-curriculum networks."""
+    return [{**r, "cell": f"{r['cell']} {r.get('curriculum', 'none')}"} for r in records]
+
+
 def claims_table(results: dict[str, Any]) -> list[ClaimRow]:
     """All claim rows: (a), (c), (d), (e) per cell, (b) over all networks."""
     long_min = int(results["long_delay_min"])
@@ -354,11 +380,17 @@ def claims_table(results: dict[str, Any]) -> list[ClaimRow]:
     networks = results.get("networks", [])
     rows = [claim_decu_extrapolates(results.get("accuracy", {}), c, long_min) for c in cells]
     rows.append(claim_speed_accuracy(networks))
+    rows += [
+        claim_speed_accuracy(networks, key)
+        for key in SPEED_SENSITIVITY
+        if any(math.isfinite(n.get(key, math.nan)) for n in networks)
+    ]
     rows += [claim_vocu_jumps(networks, c) for c in cells]
     rows += [claim_vocu_attachment(networks, c) for c in cells]
-    records = results.get("regularize") or []
+    records = regularized_groups(results.get("regularize") or [])
     if records:
-        rows += [claim_regularization(records, c, long_min) for c in cells]
+        groups = list(dict.fromkeys(r["cell"] for r in records))  # first-seen order
+        rows += [claim_regularization(records, group, long_min) for group in groups]
     else:
         rows.append(
             _missing(
@@ -632,9 +664,10 @@ def report_markdown(
     ]
     if regularize_md:
         lines += [
-            "Members of the no-curriculum runs fine-tuned per mode (`analysis.regularize_study`"
-            "'s table: accuracy after fine-tuning, mean [95% CI] over seeds; paired difference "
-            "to the control).",
+            "Members of the DeCu and VoCu runs (the networks the authors regularised) and of the "
+            "no-curriculum runs, fine-tuned per mode (`analysis.regularize_study`'s table: "
+            "accuracy after fine-tuning, mean [95% CI] over seeds; paired difference to the "
+            "control).",
             "",
             regularize_md,
             *figure("regularize", "regularisation"),

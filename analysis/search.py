@@ -4,7 +4,7 @@ Both minimise the speed ``q(s) = ||r(s)||^2`` with ``r(s) = phi(F(s, x)) - phi(s
 `analysis.protocol`) for a batch of states at once, each state independently, and stop a state
 as soon as its speed is at most ``speed_tol``.
 
-* `adam_search` is the authors' procedure (PAPER.md): Adam on the summed speed (a sum, so that
+* `adam_search` is the authors' procedure (docs/paper.md, "Slow points"): Adam on the summed speed (a sum, so that
   every state follows its own Adam trajectory), learning rate 1e-3 divided by 10 after 40,000
   of 100,000 iterations, hidden coordinates clipped to [-1, 1] after every step. The update is
   TensorFlow 1's ``AdamOptimizer`` (the authors' optimiser), written out so that converged

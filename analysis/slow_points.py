@@ -1,7 +1,7 @@
 """Slow points: `find_slow_points`, the `SlowPoints` result and `deduplicate`.
 
 A slow point of a network under a fixed input ``x`` (the mean noise frame, trigger off) is a
-local minimum of the speed ``q(s) = ||phi(F(s, x)) - phi(s)||^2`` (PAPER.md, "Slow points"; ``phi``
+local minimum of the speed ``q(s) = ||phi(F(s, x)) - phi(s)||^2`` (docs/paper.md, "Slow points"; ``phi``
 is tanh on LSTM cell coordinates, see `analysis.protocol`). A fixed point has ``q = 0``.
 """
 

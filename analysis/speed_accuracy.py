@@ -1,4 +1,4 @@
-"""Speed vs accuracy: are slower points better memories? (PAPER.md: a negative correlation.)
+"""Speed vs accuracy: are slower points better memories? (docs/paper.md: a negative correlation.)
 
 Pure functions on arrays return small tables with Spearman correlations (scipy), so that a
 user can feed them speeds and accuracies from anywhere; `class_speeds` and

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from curricula.adaptive import AdaptiveSchedule, adaptive_decu, adaptive_vocu
-from curricula.paper import decu, none, vocu
+from curricula.paper import decu, none, recu, vocu
 from curricula.schedule import Curriculum, Schedule
 from memenv.config import TaskConfig
 from memenv.errors import UsageError
@@ -15,6 +15,7 @@ SCHEDULES = {
     "none": none,
     "vocu": vocu,
     "decu": decu,
+    "recu": recu,
     "adaptive-vocu": adaptive_vocu,
     "adaptive-decu": adaptive_decu,
 }

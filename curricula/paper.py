@@ -11,12 +11,21 @@ MNIST VoCu    classes 2 @0, 3 @8k, 4 @16k, 5 @26k, 6 @36k, 7 @48k, 8 @62k,   140
               9 @78k, 10 @98k (T_max 20 throughout)
 CIFAR DeCu    T_max 6 @0, then +2 every 20k from 100k: 20 @220k             300,000
 CIFAR VoCu    classes 2 @0, +1 every 30k: 10 @240k                          300,000
+ReCu (any)    null_weight 0 @0, 0.25 @20k, 0.5 @30k, 0.75 @40k, 1 @60k      140,000 /
+              (10 classes, T_max 20 throughout; the same boundaries for     300,000
+              MNIST and CIFAR-10, as in the authors' code)
 none          no settings: the task configuration as given (by default the  140,000 /
               paper's control, 10 classes and T_max 20 from the start)      300,000
 ============  ===========================================================  ===========
 
 The paper has no Fashion-MNIST curricula; Fashion-MNIST uses MNIST's (same frame size, same
 model and batch in the paper's MNIST protocol).
+
+ReCu is not among the paper's curricula: it is a third curriculum of the authors' code
+(DoronHaviv/MemoryRNN, ``TriggerMNISTCloud.py`` lines 148-154 and ``TriggerCIFARCloud.py``
+lines 154-160, ``ZeroWeight`` fed as ``alpha`` to the loss ``(t_max - 1) * Z * Y * log(p) +
+alpha * Y * log(p)``). Their run scripts (``RUNMNIST.sh``, ``RUNCIFAR.sh``) train only DeCu and
+VoCu. See docs/curricula.md.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ _VOCU_STARTS = {
     "cifar10": list(range(0, 240_001, 30_000)),
 }
 _VOCU_CLASSES = list(range(2, N_LABELS + 1))
+# ReCu: the authors' ZeroWeight array, indexed by step - 1 for their 1-based steps, so index i
+# is our 0-based step i. They set 0.75 twice ([40000:50000] and [50000:60000]); one stage here.
+_RECU_STARTS = [0, 20_000, 30_000, 40_000, 60_000]
+_RECU_NULL_WEIGHTS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
 def _paper_key(dataset: str) -> str:
@@ -86,6 +99,32 @@ def vocu(dataset: str = "mnist", scale: float = 1.0) -> Schedule:
         for s, k in zip(starts, _VOCU_CLASSES, strict=True)
     ]
     schedule = Schedule(stages, name="vocu", total_steps=PAPER_TOTAL_STEPS[dataset])
+    return schedule.scaled(scale)
+
+
+def recu(dataset: str = "mnist", scale: float = 1.0) -> Schedule:
+    """The loss curriculum of the authors' code: the null steps' loss weight grows 0 -> 1.
+
+    Each stage sets ``null_weight`` (alpha in the authors' loss): 0 @0, 0.25 @20k, 0.5 @30k,
+    0.75 @40k, 1 @60k, with the same boundaries for every data set (their MNIST and CIFAR-10
+    scripts agree). The response step weighs ``19 + null_weight``. All 10 classes and
+    ``T_max = 20`` throughout. Only the loss weights change: the trials, and an env's rewards,
+    are those of the full task from the first step.
+
+    Args:
+        dataset: ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"`` (sets ``total_steps``).
+        scale: Multiplies every boundary.
+
+    Returns:
+        A `Schedule` named ``"recu"`` whose stages set ``null_weight``, ``n_classes`` and
+        ``t_max``.
+    """
+    _paper_key(dataset)
+    stages = [
+        (s, {"null_weight": w, "n_classes": N_LABELS, "t_max": PAPER_T_MAX})
+        for s, w in zip(_RECU_STARTS, _RECU_NULL_WEIGHTS, strict=True)
+    ]
+    schedule = Schedule(stages, name="recu", total_steps=PAPER_TOTAL_STEPS[dataset])
     return schedule.scaled(scale)
 
 

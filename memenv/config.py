@@ -21,7 +21,9 @@ N_LABELS = 10
 """Every supported data set has 10 classes; the action/output space adds the null class."""
 
 RESPONSE_WEIGHT = 20.0
-"""Loss weight of the response step (PAPER.md: n_steps - 1 + 1 = 20); null steps weigh 1."""
+"""Loss weight of the response step at the paper's loss (docs/paper.md: n_steps - 1 + 1 = 20), where
+null steps weigh 1. In general the response weighs ``RESPONSE_WEIGHT - 1 + null_weight`` (see
+`TaskConfig.null_weight`): the authors' ``(t_max - 1) * Z * Y + alpha * Y`` with ``t_max = 20``."""
 
 MAX_NOISE_SCALE = 100.0
 
@@ -39,7 +41,16 @@ MAX_BYTES_ENV = "MEMENV_MAX_BYTES"
 
 # Fields that may change between episodes (reset options, curricula). The others fix the
 # observation space or the image pool, so they are set once at construction.
-EPISODE_FIELDS = ("n_steps", "t_max", "min_delay", "n_classes", "noise_scale", "delay", "t_stim")
+EPISODE_FIELDS = (
+    "n_steps",
+    "t_max",
+    "min_delay",
+    "n_classes",
+    "noise_scale",
+    "delay",
+    "t_stim",
+    "null_weight",
+)
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -69,6 +80,13 @@ def _check_noise_scale(value: Any) -> float:
         raise UsageError(
             f"noise_scale must be a real number in [0, {MAX_NOISE_SCALE}], got {value!r}"
         )
+    return float(value)
+
+
+def _check_null_weight(value: Any) -> float:
+    # Compared before float(), as for noise_scale: no OverflowError, and NaN fails both tests.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise UsageError(f"null_weight must be a real number in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -141,10 +159,16 @@ class TaskConfig:
         delay: Fixed delay ``t_resp - t_stim`` (>= 1), or None for the paper's random delays.
         t_stim: Fixed stimulus time, or None. Only meaningful together with ``delay``.
         split: ``"train"`` or ``"test"`` images.
+        null_weight: Supervised loss weight of the null steps before ``t_max``, in [0, 1]
+            (the ReCu curriculum raises it from 0 to 1; 1.0 = the paper's loss). The response
+            step weighs ``RESPONSE_WEIGHT - 1 + null_weight`` (19 + null_weight), as in the
+            authors' loss ``(t_max - 1) * Z * Y + alpha * Y`` with ``t_max = 20``; steps
+            ``>= t_max`` weigh 0. It changes only the ``loss_weight`` the sampler returns (and
+            the envs report in ``info``), never the trials or the envs' rewards.
 
     Integer fields take any integer type (numpy's too) but not bools or floats such as 2.0;
-    ``noise_scale`` takes any real number but not a bool. Values are stored as plain Python
-    ``int`` / ``float``. A bad value raises `memenv.errors.UsageError` (a ValueError) naming
+    ``noise_scale`` and ``null_weight`` take any real number but not a bool. Values are stored
+    as plain Python ``int`` / ``float``. A bad value raises `memenv.errors.UsageError` (a ValueError) naming
     the field and showing the value.
     """
 
@@ -157,6 +181,7 @@ class TaskConfig:
     delay: int | None = None
     t_stim: int | None = None
     split: str = "train"
+    null_weight: float = 1.0
 
     def __post_init__(self) -> None:
         # Validated fields are stored as plain int / float / str, so that numpy scalars never
@@ -178,6 +203,7 @@ class TaskConfig:
                 "need t_max >= min_delay + 1"
             )
         store("noise_scale", _check_noise_scale(self.noise_scale))
+        store("null_weight", _check_null_weight(self.null_weight))
         if self.delay is None:
             if self.t_stim is not None:
                 raise UsageError(
@@ -200,6 +226,11 @@ class TaskConfig:
         if self.t_stim is not None:
             return self.t_stim
         return self.t_max - 1 - self.min_delay
+
+    @property
+    def response_weight(self) -> float:
+        """Loss weight of the response step: ``RESPONSE_WEIGHT - 1 + null_weight``."""
+        return RESPONSE_WEIGHT - 1.0 + self.null_weight
 
     def replace(self, **changes: Any) -> TaskConfig:
         """A validated copy with ``changes``; unknown field names raise `UsageError`."""

@@ -56,7 +56,7 @@ from memenv.errors import (
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 # Pixel statistics of the full training sets, in [0, 1] units. MNIST and CIFAR-10 are the
-# values of PAPER.md; CIFAR-10's is over all channels together, as the authors' code does.
+# values of docs/paper.md; CIFAR-10's is over all channels together, as the authors' code does.
 PIXEL_STATS = {
     "mnist": (0.1307, 0.3081),
     "fashion-mnist": (0.2860, 0.3530),

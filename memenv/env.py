@@ -156,7 +156,8 @@ class DelayedRecallEnv(gym.Env):
     ## Rewards
     ``step(a_t)`` grades the action taken at step t: 1.0 if ``t == t_resp`` and
     ``a_t == label + 1``, else 0.0; minus ``null_penalty`` for a non-null action at any other
-    step (default 0). Rewards are Python floats.
+    step (default 0). Rewards are Python floats. ``null_weight`` (and so the ReCu curriculum)
+    does not change them: it changes only the ``loss_weight`` reported in ``info``.
 
     ## Starting State
     ``reset`` draws a new trial from ``self.np_random`` and returns frame 0. ``seed`` is None
@@ -174,14 +175,21 @@ class DelayedRecallEnv(gym.Env):
     ``label``. After the last step ``t == n_steps``, ``target == 0``, ``loss_weight == 0``.
     ``reward_step`` names the step that the returned reward graded.
 
+    ``loss_weight`` is the sampler's (`memenv.task.DelayedRecallTask.targets`):
+    ``null_weight`` at a null step before ``t_max``, ``19 + null_weight`` at ``t_resp``
+    (`memenv.config.RESPONSE_WEIGHT` - 1 + ``null_weight``) and 0 at steps ``>= t_max``; with
+    the default ``null_weight=1.0``, 1 and 20 as in the paper's loss. It is what a supervised
+    learner would weigh that step's cross-entropy by; the env's reward ignores it.
+
     ## Arguments
     ``gym.make("DelayedRecall-MNIST-v0", **kwargs)`` with any `TaskConfig` field except
     ``dataset`` (``n_steps``, ``t_max``, ``min_delay``, ``n_classes``, ``noise_scale``,
-    ``delay``, ``t_stim``, ``split``), plus ``root`` and ``download`` (data location),
-    ``null_penalty`` and ``render_mode`` (``"rgb_array"``: the current frame as an
+    ``delay``, ``t_stim``, ``split``, ``null_weight``), plus ``root`` and ``download`` (data
+    location), ``null_penalty`` and ``render_mode`` (``"rgb_array"``: the current frame as an
     ``[H, W, 3]`` uint8 image, red border while the trigger is on). ``reset(options=...)``
     takes None or a dict of the per-episode fields ``n_steps``, ``t_max``, ``min_delay``,
-    ``n_classes``, ``noise_scale``, ``delay``, ``t_stim``; they persist until changed again.
+    ``n_classes``, ``noise_scale``, ``delay``, ``t_stim``, ``null_weight``
+    (`memenv.config.EPISODE_FIELDS`); they persist until changed again.
 
     Every argument is checked before any image is loaded, and a refusal names the argument and
     shows the value: a bad value (a bool or float where an integer is due, a negative,

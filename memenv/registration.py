@@ -21,10 +21,11 @@ CURRICULUM_ENV_IDS = {
         ("FashionMNIST", "fashion-mnist"),
         ("CIFAR10", "cifar10"),
     )
-    for name, curriculum in (("VoCu", "vocu"), ("DeCu", "decu"))
+    for name, curriculum in (("VoCu", "vocu"), ("DeCu", "decu"), ("ReCu", "recu"))
 }
 """Id -> registration kwargs, e.g. ``"DelayedRecall-MNIST-DeCu-v0": {"dataset": "mnist",
-"curriculum": "decu"}``."""
+"curriculum": "decu"}``. ``-ReCu-v0`` ids raise the null steps' loss weight (``null_weight``,
+reported as ``info["loss_weight"]``) over training; their rewards are those of the base env."""
 
 # id -> (entry point, vector entry point, kwargs)
 _REGISTRATIONS = {

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memenv.config import RESPONSE_WEIGHT, TaskConfig, check_bytes
+from memenv.config import TaskConfig, check_bytes
 from memenv.data import ImageSet, load_images
 from memenv.errors import ArgumentTypeError, UsageError
 
@@ -100,8 +100,9 @@ class TrialBatch:
     Attributes:
         obs: float32 ``[B, T, P + 1]``: pixels, then the trigger.
         target: int64 ``[B, T]``: 0 (null) except ``label + 1`` at ``t_resp``.
-        loss_weight: float32 ``[B, T]``: 1 at null steps before ``t_max``, `RESPONSE_WEIGHT`
-            at ``t_resp``, 0 elsewhere.
+        loss_weight: float32 ``[B, T]``: ``null_weight`` (default 1) at null steps before
+            ``t_max``, ``RESPONSE_WEIGHT - 1 + null_weight`` (default 20) at ``t_resp``, 0
+            elsewhere (see `memenv.TaskConfig.null_weight`).
         t_stim: int64 ``[B]``.
         t_resp: int64 ``[B]``.
         label: int64 ``[B]``: the stimulus class (0-9).
@@ -378,22 +379,30 @@ class DelayedRecallTask:
         obs[rows[hit], resp[hit], n_pixels] = 1.0
 
     def targets(self, spec: TrialSpec, start: int, stop: int):
-        """``(target [B, W] int64, loss_weight [B, W] float32)`` for steps ``[start, stop)``."""
+        """``(target [B, W] int64, loss_weight [B, W] float32)`` for steps ``[start, stop)``.
+
+        The loss weight is ``config.null_weight`` at null steps before ``t_max`` (1 in the
+        paper), ``config.response_weight`` (``RESPONSE_WEIGHT - 1 + null_weight``, 20 in the
+        paper) at the response and 0 at steps ``>= t_max``.
+        """
         cfg = self.config
+        null_weight, response_weight = cfg.null_weight, cfg.response_weight
         if isinstance(spec.label, np.ndarray):
             steps = np.arange(start, stop)[None, :]
             is_resp = steps == spec.t_resp[:, None]
             target = np.where(is_resp, spec.label[:, None] + 1, 0).astype(np.int64)
-            weight = np.where(steps < cfg.t_max, np.float32(1.0), np.float32(0.0))
-            weight = np.where(is_resp, np.float32(RESPONSE_WEIGHT), weight).astype(np.float32)
+            weight = np.where(steps < cfg.t_max, np.float32(null_weight), np.float32(0.0))
+            weight = np.where(is_resp, np.float32(response_weight), weight).astype(np.float32)
             return target, weight
         import torch
 
         steps = torch.arange(start, stop, device=spec.label.device)[None, :]
         is_resp = steps == spec.t_resp[:, None]
         target = torch.where(is_resp, spec.label[:, None] + 1, 0)
-        weight = (steps < cfg.t_max).float().expand(spec.batch_size, -1)
-        weight = torch.where(is_resp, RESPONSE_WEIGHT, weight)
+        weight = (steps < cfg.t_max).float()
+        if null_weight != 1.0:
+            weight = weight * null_weight
+        weight = torch.where(is_resp, response_weight, weight.expand(spec.batch_size, -1))
         return target, weight
 
     def _images_on(self, device: Any):

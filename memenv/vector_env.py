@@ -175,7 +175,10 @@ class DelayedRecallVectorEnv(VectorEnv):
     ## Info
     Arrays of shape ``[num_envs]`` for ``t``, ``target``, ``is_response``, ``loss_weight``,
     ``t_stim``, ``t_resp``, ``label`` (and ``reward_step`` on steps), each with its
-    Gymnasium ``_key`` mask.
+    Gymnasium ``_key`` mask. ``loss_weight`` is the single env's: ``null_weight`` at null
+    steps before ``t_max``, ``19 + null_weight`` at ``t_resp``, 0 from ``t_max`` on (1 and 20
+    with the default ``null_weight=1.0``). ``null_weight`` (the ReCu curriculum's setting)
+    changes only this reported weight, never the rewards.
 
     ## Arguments
     ``num_envs`` (a positive integer of any integer type) and ``autoreset_mode`` plus every

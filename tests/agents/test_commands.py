@@ -117,6 +117,26 @@ def test_demo_writes_figure_and_summary(mnist_root, tmp_path, monkeypatch, capsy
     assert "accuracy_vs_delay.png" in out and "summary.md" in out
 
 
+def test_model_family_option(capsys):
+    from agents.commands import MODEL_FAMILIES, default_run_dir
+    from agents.protocol import MODEL_FAMILIES as FAMILIES
+
+    assert sorted(MODEL_FAMILIES) == sorted(FAMILIES)
+    paper = train_config_from_args(_parse(add_train_arguments, ["--preset", "paper"]))
+    assert paper.model_family == "authors"
+    assert default_run_dir(paper).name == "mnist-authors-gru200-none-s0-140000"
+    argv = ["--preset", "paper", "--model-family", "torch", "--cell", "rnn"]
+    torch_paper = train_config_from_args(_parse(add_train_arguments, argv))
+    assert (torch_paper.model_family, torch_paper.cell) == ("torch", "rnn")
+    assert default_run_dir(torch_paper).name == "mnist-rnn200-none-s0-140000"
+    argv = ["--model-family", "authors", "--cell", "lstm"]
+    fast = train_config_from_args(_parse(add_train_arguments, argv))
+    assert (fast.model_family, fast.cell, fast.hidden_size) == ("authors", "lstm", 128)
+    with pytest.raises(SystemExit) as stop:
+        _parse(add_train_arguments, ["--model-family", "keras"])
+    assert stop.value.code == 2 and "keras" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [["--help"]])
 def test_help_lists_options(argv, capsys):
     with pytest.raises(SystemExit):

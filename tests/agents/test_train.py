@@ -46,8 +46,13 @@ def _assert_same_weights(a, b):
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"n_members": 2, "cell": "lstm", "curriculum": "decu", "curriculum_scale": 1e-4}],
-    ids=["single", "ensemble-lstm-decu"],
+    [
+        {},
+        {"n_members": 2, "cell": "lstm", "curriculum": "decu", "curriculum_scale": 1e-4},
+        {"model_family": "authors"},
+        {"model_family": "authors", "n_members": 2, "curriculum": "decu", "curriculum_scale": 1e-4},
+    ],
+    ids=["single", "ensemble-lstm-decu", "authors-single", "authors-ensemble-decu"],
 )
 def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_config, tmp_path, changes):
     config = tiny_config.replace(**changes)
@@ -68,7 +73,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_config, tmp_path
     assert steps == [0, 4, 8, 12]
     run = json.loads((tmp_path / "resumed" / "run.json").read_text())
     assert run["status"] == "done" and "mnist" in run["data_source"].lower()
-    if changes:
+    if "curriculum" in changes:
         t_max = [line["t_max"] for line in _metrics(tmp_path / "whole")]
         # decu at scale 1e-4: t_max 6 @0, 8 @2, 10 @3, ... 20 @8; lines log steps 1, 3, ...
         assert t_max == [6, 10, 14, 18, 20, 20]
@@ -115,6 +120,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, t
         ("n_members", True),
         ("device", "tpu"),
         ("min_delay", 20),
+        ("model_family", "keras"),
     ],
 )
 def test_bad_config_raises_value_error_naming_the_field(field, value):
@@ -130,12 +136,15 @@ def test_presets_follow_the_paper():
         120_000,
         0.1,
     )
+    assert mnist.model_family == "authors"  # the authors' own networks and loss
     cifar = preset("paper", "cifar10", cell="lstm")
+    assert cifar.model_family == "torch"  # the authors family has no CNN front-end
     assert (cifar.hidden_size, cifar.lr, cifar.batch_size) == (512, 1e-4, 64)
     assert (cifar.total_steps, cifar.lr_decay_step, cifar.cell) == (300_000, 280_000, "lstm")
     assert cifar.lr_at(279_999) == 1e-4 and cifar.lr_at(280_000) == pytest.approx(1e-5)
     fast = preset("fast")
     assert 128 <= fast.hidden_size <= 200 and fast.total_steps <= 3_000
+    assert fast.model_family == "torch"
     with pytest.raises(ValueError, match="preset"):
         preset("slow")
     with pytest.raises(ValueError, match="unknown TrainConfig"):

@@ -74,3 +74,40 @@ def test_trajectories(task):
     assert labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert np.allclose(trajectories[:, :, 2], 0.25)
     assert np.allclose(trajectories[:, :, 0], 0.0)  # the trigger never comes
+
+
+def test_authors_centres_share_one_noise_sequence_at_a_third_of_the_std(task):
+    from analysis.centers import AUTHORS_CENTERS
+
+    model = trigger_reader(task.obs_dim)  # unit 1: mean pixel of the last frame (a noise frame)
+    mean_pixel = task.images.pixel_mean
+    shared = class_centers(model, task, n_per_class=4, settle_steps=3, seed=5, **AUTHORS_CENTERS)
+    last_frame_means = shared.states[:, 1]
+    assert shared.shared_noise and shared.noise_scale == pytest.approx(1 / 3)
+    assert np.ptp(last_frame_means) == 0  # every trial saw the same noise frame
+    full = class_centers(
+        model, task, n_per_class=4, settle_steps=3, seed=5, noise_scale=1.0, shared_noise=True
+    )
+    # the same draws, scaled: the deviation from the pixel mean is a third
+    ratio = (last_frame_means[0] - mean_pixel) / (full.states[0, 1] - mean_pixel)
+    assert ratio == pytest.approx(1 / 3, rel=1e-4)
+    independent = class_centers(model, task, n_per_class=4, settle_steps=3, seed=5)
+    assert np.ptp(independent.states[:, 1]) > 0
+
+
+def test_analyze_cli_takes_the_authors_centres(tmp_path):
+    import argparse
+
+    from analysis.commands import add_analyze_arguments, options_from_args
+    from memenv.errors import UsageError
+
+    parser = argparse.ArgumentParser()
+    add_analyze_arguments(parser)
+    options = options_from_args(parser.parse_args([str(tmp_path), "--centers", "authors"]))
+    assert options.shared_noise and options.noise_scale == pytest.approx(1 / 3)
+    options = options_from_args(parser.parse_args([str(tmp_path)]))
+    assert not options.shared_noise and options.noise_scale == 1.0
+    with pytest.raises(UsageError, match="--noise-scale"):
+        options_from_args(
+            parser.parse_args([str(tmp_path), "--centers", "authors", "--noise-scale", "0.5"])
+        )

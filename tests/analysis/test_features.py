@@ -1,4 +1,4 @@
-"""Front-end (CNN) models: the slow-point input is the mean of the CNN features (PAPER.md)."""
+"""Front-end (CNN) models: the slow-point input is the mean of the CNN features (docs/paper.md)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from agents.architectures import LRUModel
+from agents.authors import AuthorsModel
 from agents.frontend import ConvFrontend
 from agents.models import RecurrentModel
 from analysis.features import FeatureInputModel
@@ -21,11 +22,17 @@ def _pair(model, **options) -> tuple[FlatDynamics, FlatDynamics]:
     return closed, automatic
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+MODELS = [(RecurrentModel, cell) for cell in ("gru", "lstm", "rnn")] + [
+    (AuthorsModel, cell) for cell in ("gru", "lstm")
+]
+
+
+@pytest.mark.parametrize(("family", "cell"), MODELS, ids=[f"{f.__name__}-{c}" for f, c in MODELS])
 @pytest.mark.parametrize("cell_speed", ["tanh", "raw"])
-def test_closed_form_matches_autograd(cell, cell_speed):
+def test_closed_form_matches_autograd(family, cell, cell_speed):
     torch.manual_seed(0)
-    closed, automatic = _pair(RecurrentModel(cell, 12, 7), cell_speed=cell_speed)
+    closed, automatic = _pair(family(cell, 12, 7), cell_speed=cell_speed)
+    assert closed.n_state == 7 * (2 if cell == "lstm" else 1)
     # large states: saturated gates and cells, where a wrong derivative term shows most
     states_bxn = 2.0 * torch.randn(6, closed.n_state, dtype=torch.float64)
     x_1xd = torch.randn(1, 12, dtype=torch.float64)

@@ -59,10 +59,39 @@ def test_penalty_value_matches_a_direct_computation(cell, task):
     value = penalty.speed_sum(model, noise).detach()
     direct = _direct_speed_sum(model, anchors, noise, 4, cell == "lstm")
     assert float(value) == pytest.approx(float(direct), rel=1e-5)
-    # the training term is lam * S, with the same noise stream from the same seed
+    # the training term is lam * S on the authors' loss scale: the torch family's loss is 11x
+    # theirs, so its term is 11 * lam * S; the same noise stream from the same seed
     term, logged = SpeedPenalty(anchors, task, lam=0.5, n_noise=4, seed=3)(model, 0)
-    assert float(term.detach()) == pytest.approx(0.5 * float(direct), rel=1e-5)
+    assert float(term.detach()) == pytest.approx(11 * 0.5 * float(direct), rel=1e-5)
     assert float(logged) == pytest.approx(float(direct), rel=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_lambda_means_the_papers_for_both_families(cell, task):
+    """The penalty's share of the loss is the same for both families: lam * S next to the
+    authors' loss, i.e. 11 * lam * S next to the torch family's 11-times-larger loss."""
+    from agents.authors import AuthorsModel
+    from agents.loss import authors_loss, weighted_ce
+    from analysis.regularizer import loss_scale
+
+    torch.manual_seed(0)
+    authors = AuthorsModel(cell, task.obs_dim, 5)
+    torch_model = _model(cell)
+    assert loss_scale(authors) == 1.0 and loss_scale(torch_model) == 11.0
+    n_state = 5 * (2 if cell == "lstm" else 1)
+    anchors = _anchors(n_state)
+    term, logged = SpeedPenalty(anchors, task, lam=0.5, n_noise=4, seed=3)(authors, 0)
+    assert float(term.detach()) == pytest.approx(0.5 * float(logged), rel=1e-12)
+    # the scales themselves: on the same outputs, the torch loss is ~11x the authors' (exactly
+    # 11x without the authors' 1e-4 inside the log and their -1000 mask)
+    batch = task.sample(8, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        outputs, _ = authors(batch.obs)
+    probs = torch.softmax(outputs, dim=-1)
+    ratio = weighted_ce(torch.log(probs), batch.target, batch.loss_weight, 10) / authors_loss(
+        outputs, batch.target, batch.loss_weight, 10
+    )
+    assert float(ratio) == pytest.approx(11.0, rel=2e-3)
 
 
 def test_anchors_without_a_correct_trial_are_left_out(task):

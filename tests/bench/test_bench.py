@@ -13,7 +13,7 @@ from bench_plugin_model import elman
 from agents.architectures import BUILTIN
 from analysis import bench
 from analysis.bench import BenchArchitecture, BenchProtocol, RunResult, resolve_architectures
-from analysis.bench_commands import add_bench_arguments, run_bench
+from analysis.bench_commands import add_bench_arguments, canonical_command, run_bench
 from analysis.bench_report import aggregate, plot_bench, t_interval
 from memenv import DelayedRecallTask, TaskConfig
 
@@ -211,3 +211,14 @@ def test_anchor_speed_is_the_speed_at_the_class_centre(mnist_root):
     assert anchor["speeds"][1:] == [None] * 9
     assert anchor["slowest_class"] == 0
     assert anchor["slowest"] == pytest.approx(expected, rel=1e-9) and expected > 1e-6
+
+
+def test_model_family_authors_swaps_in_the_authors_cells():
+    from analysis.bench_commands import builtin_names
+
+    assert builtin_names("rnn,gru,lstm,lru", "torch") == ["rnn", "gru", "lstm", "lru"]
+    assert builtin_names("rnn,gru, lstm,lru", "authors") == [
+        "rnn", "authors-gru", "authors-lstm", "lru",
+    ]  # fmt: skip
+    args = _args(["--model-family", "authors", "--archs", "gru"])
+    assert "--model-family authors" in canonical_command(args)

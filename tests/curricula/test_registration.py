@@ -34,7 +34,7 @@ def data_root(mnist_root, cifar_root, monkeypatch):
 
 
 def test_every_dataset_and_curriculum_is_registered():
-    assert len(CURRICULUM_ENV_IDS) == 6
+    assert len(CURRICULUM_ENV_IDS) == 9
     assert CURRICULUM_ENV_IDS["DelayedRecall-MNIST-DeCu-v0"] == {
         "dataset": "mnist",
         "curriculum": "decu",
@@ -62,7 +62,11 @@ def test_checkers_pass_on_every_curriculum_id(env_id, data_root):
     ]
     assert unexpected == []
     _, info = env.reset(seed=0)
-    expected = {"decu": {"n_classes": 10, "t_max": 6}, "vocu": {"n_classes": 2, "t_max": 20}}
+    expected = {
+        "decu": {"n_classes": 10, "t_max": 6},
+        "vocu": {"n_classes": 2, "t_max": 20},
+        "recu": {"n_classes": 10, "t_max": 20, "null_weight": 0.0},
+    }
     assert info["curriculum_settings"] == expected[CURRICULUM_ENV_IDS[env_id]["curriculum"]]
     assert info["curriculum_stage"] == 0
     pickle.loads(pickle.dumps(env))

@@ -28,7 +28,7 @@ PAPER = {
 
 
 def test_cifar_tables_match_the_paper_text():
-    # PAPER.md: CIFAR DeCu "20 from 220k"; VoCu "10 classes (240k-300k)".
+    # docs/paper.md: CIFAR DeCu "20 from 220k"; VoCu "10 classes (240k-300k)".
     assert CIFAR_DECU[-1] == (220_000, 20) and CIFAR_DECU[1] == (100_000, 8)
     assert CIFAR_VOCU[-1] == (240_000, 10) and CIFAR_VOCU[1] == (30_000, 3)
 
@@ -60,7 +60,7 @@ def test_none_sets_nothing():
 
 
 @pytest.mark.parametrize("scale", [0.001, 0.01, 0.37, 1.0, 2.5])
-@pytest.mark.parametrize("name", ["vocu", "decu"])
+@pytest.mark.parametrize("name", ["vocu", "decu", "recu"])
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
 def test_scale_compresses_boundaries_proportionally(name, dataset, scale):
     full = get_schedule(name, dataset)
@@ -152,7 +152,7 @@ def test_fixed_schedule_protocol_methods():
         schedule.observe(5, 5, 4)
 
 
-@pytest.mark.parametrize("name", ["none", "vocu", "decu", "adaptive-vocu", "adaptive-decu"])
+@pytest.mark.parametrize("name", ["none", "vocu", "decu", "recu", "adaptive-vocu", "adaptive-decu"])
 def test_to_dict_round_trip_through_json(name):
     schedule = get_schedule(name, "cifar10", scale=0.1)
     data = json.loads(json.dumps(schedule.to_dict()))

@@ -48,6 +48,14 @@ def test_defaults_are_the_paper_protocol():
         ("delay", 0),
         ("n_classes", 2.0),
         ("n_classes", True),
+        ("null_weight", -0.25),
+        ("null_weight", 1.25),
+        ("null_weight", float("nan")),
+        ("null_weight", float("inf")),
+        ("null_weight", 10**400),
+        ("null_weight", True),
+        ("null_weight", "0.5"),
+        ("null_weight", None),
     ],
 )
 def test_bad_values_raise_valueerror_naming_the_field(field, value):
@@ -165,3 +173,16 @@ def test_check_bytes_names_the_request_the_size_and_the_limit(monkeypatch):
     message = str(caught.value)
     assert message.startswith("a request of 7 things would allocate about ")
     assert "(1,001 bytes)" in message and "over the limit of 9.31e-07 GiB (1,000 bytes)" in message
+
+
+def test_null_weight_is_an_episode_field_in_zero_to_one_stored_as_float():
+    assert "null_weight" in EPISODE_FIELDS
+    assert TaskConfig().null_weight == 1.0 and TaskConfig().response_weight == 20.0
+    for value, stored in ((0, 0.0), (np.float32(0.25), 0.25), (1, 1.0)):
+        config = TaskConfig(null_weight=value)
+        assert config.null_weight == stored and type(config.null_weight) is float
+    assert TaskConfig(null_weight=0.25).response_weight == 19.25
+    config = TaskConfig().with_episode_options({"null_weight": 0.5})
+    assert (config.null_weight, config.response_weight) == (0.5, 19.5)
+    with pytest.raises(UsageError, match=r"null_weight must be a real number in \[0, 1\], got 2"):
+        TaskConfig().with_episode_options({"null_weight": 2})

@@ -165,8 +165,42 @@ def test_vector_options_apply_now_or_at_the_next_episode():
     assert (info["label"] == 0).all() and (info["t_resp"] <= 5).all()
 
 
+def test_null_weight_changes_the_reported_loss_weight_and_not_the_reward():
+    """Both envs report ``null_weight`` / ``19 + null_weight`` in info; rewards are the same."""
+    actions = np.random.default_rng(0).integers(1, 11, (2, 3))  # non-null: penalised
+    outcomes = {}
+    for null_weight in (1.0, 0.25):
+        env = gym.make("DelayedRecall-MNIST-v0", t_max=16, null_penalty=0.5)
+        _, info = env.reset(seed=4, options={"null_weight": null_weight})
+        vec = gym.make_vec("DelayedRecall-MNIST-v0", num_envs=2, t_max=16, null_penalty=0.5)
+        _, vinfo = vec.reset(seed=4, options={"null_weight": null_weight})
+        weights, vweights, rewards, vrewards = [info["loss_weight"]], [vinfo["loss_weight"]], [], []
+        for t in range(20):
+            # a few penalised actions, then the right answer (rewarded at t_resp)
+            _, reward, _, _, info = env.step(int(actions[0, t]) if t < 3 else info["target"])
+            weights.append(info["loss_weight"])
+            rewards.append(reward)
+            _, vreward, _, _, vinfo = vec.step(actions[:, t] if t < 3 else vinfo["target"])
+            vweights.append(vinfo["loss_weight"])
+            vrewards.append(vreward)
+        t_resp = int(info["t_resp"])
+        expected = [null_weight if t < 16 else 0.0 for t in range(21)]
+        expected[t_resp] = 19.0 + null_weight
+        assert weights == expected
+        vweights = np.array(vweights)  # [21, 2]
+        assert vweights.dtype == np.float32
+        assert vweights[:, 0].tolist() == expected  # sub-env 0 is the single env seeded alike
+        assert set(vweights[:16, 1].tolist()) == {null_weight, 19.0 + null_weight}
+        assert env.unwrapped.config.null_weight == null_weight  # the option persists
+        outcomes[null_weight] = (rewards, np.array(vrewards))
+    assert outcomes[1.0][0] == outcomes[0.25][0]
+    assert sorted(set(outcomes[1.0][0])) == [-0.5, 0.0, 1.0]
+    np.testing.assert_array_equal(outcomes[1.0][1], outcomes[0.25][1])
+
+
 @pytest.mark.parametrize(
-    "options", [{"tmax": 5}, {"n_classes": 11}, {"t_max": 2.5}, {"dataset": "cifar10"}]
+    "options",
+    [{"tmax": 5}, {"n_classes": 11}, {"t_max": 2.5}, {"dataset": "cifar10"}, {"null_weight": 1.5}],
 )
 def test_bad_reset_options_raise_valueerror_naming_them(options):
     env = gym.make("DelayedRecall-MNIST-v0")

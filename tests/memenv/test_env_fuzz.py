@@ -131,6 +131,7 @@ ENV_FIELDS = {
     "delay": (st.none() | ints(1, 120), bad_ints(1).filter(lambda v: v is not None)),
     "t_stim": (st.none() | ints(0, 20), bad_ints(0).filter(lambda v: v is not None)),
     "split": (st.sampled_from(["train", "test"]), BAD_STRINGS),
+    "null_weight": (reals(0.0, 1.0), bad_reals(0.0, 1.0)),
     "null_penalty": (reals(0.0, 5.0), bad_reals(0.0, None)),
     "download": (
         st.sampled_from([False, np.False_]),

@@ -110,6 +110,28 @@ def test_steps_beyond_t_max_carry_no_loss(task):
     assert (batch.loss_weight[:, 8:] == 0).all() and (batch.t_resp < 8).all()
 
 
+@pytest.mark.parametrize("backend", RNGS)
+@pytest.mark.parametrize(
+    ("null_weight", "response_weight"), [(0.0, 19.0), (0.25, 19.25), (1.0, 20.0)]
+)
+def test_null_weight_sets_the_null_and_response_loss_weights(
+    task, backend, null_weight, response_weight
+):
+    """ReCu's alpha: ``alpha`` at null steps before t_max, ``19 + alpha`` at the response."""
+    config = TaskConfig(t_max=12, null_weight=null_weight)
+    batch = task.with_config(config).sample(64, RNGS[backend](5))
+    weight, t_resp = as_np(batch.loss_weight), as_np(batch.t_resp)
+    assert weight.dtype == np.float32 and weight.shape == (64, 20)
+    expected = np.zeros((64, 20), np.float32)
+    expected[:, :12] = null_weight
+    expected[np.arange(64), t_resp] = response_weight
+    np.testing.assert_array_equal(weight, expected)
+    # the trials themselves do not depend on the weight
+    same = task.with_config(TaskConfig(t_max=12)).sample(64, RNGS[backend](5))
+    np.testing.assert_array_equal(as_np(same.obs), as_np(batch.obs))
+    np.testing.assert_array_equal(as_np(same.target), as_np(batch.target))
+
+
 def test_obs_out_buffer_is_filled_in_place(task):
     buffer = torch.empty(16, 20, 785)
     batch = task.sample(16, torch.Generator().manual_seed(0), obs_out=buffer)

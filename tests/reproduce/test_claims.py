@@ -94,6 +94,29 @@ def test_speed_accuracy_correlation():
     assert claim_speed_accuracy(with_nan).verdict == REPRODUCED  # NaN pairs are left out
 
 
+def test_speed_accuracy_sensitivity_rows_use_the_centre_speeds():
+    speeds = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    accuracy = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    networks = [
+        {**_network(q, a), "mean_centre_speed": q, "mean_authors_centre_speed": 1.0 / q}
+        for q, a in zip(speeds, accuracy, strict=True)
+    ]
+    task_noise = claim_speed_accuracy(networks, "mean_centre_speed")
+    assert task_noise.verdict == REPRODUCED and "the task's noise" in task_noise.claim
+    authors = claim_speed_accuracy(networks, "mean_authors_centre_speed")
+    assert authors.verdict == NOT_REPRODUCED and "rho=1.000" in authors.numbers
+    assert "1/3 std" in authors.claim and "pooled" not in authors.numbers
+    rows = claims_table(
+        {"long_delay_min": 100, "cells": ["gru"], "accuracy": {}, "networks": networks}
+    )
+    assert sum("(sensitivity:" in row.claim for row in rows) == 2
+    without = [_network(q, a) for q, a in zip(speeds, accuracy, strict=True)]
+    rows = claims_table(
+        {"long_delay_min": 100, "cells": ["gru"], "accuracy": {}, "networks": without}
+    )
+    assert not any("(sensitivity:" in row.claim for row in rows)  # older analyses lack them
+
+
 def test_track_jumpiness_of_known_paths():
     assert track_jumpiness([[0.0], [1.0], [2.0], [3.0]]) == pytest.approx(1 / 3)
     assert track_jumpiness([[0.0, 0.0], [0.0, 0.0], [3.0, 4.0]]) == pytest.approx(1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -59,11 +60,17 @@ def test_interrupted_study_resumes_without_redoing_finished_parts(
     result = run_reproduce(config, out, progress=False)
     assert [p.stat().st_mtime_ns for p in finished] == stamps  # read back, not redone
     assert result["failures"] == []
+    fine_tunings = [
+        f"regularize gru {curriculum} m{member} {mode}"
+        for curriculum in ("decu", "vocu", "none")  # the authors' networks first
+        for member in (0, 1)
+        for mode in ("center", "control")
+    ]
     assert result["ran"] == [
         "analyze gru vocu m0", "analyze gru vocu m1", "analyze gru decu m0",
-        "analyze gru decu m1", "regularize gru none m0 center", "regularize gru none m0 control",
-        "regularize gru none m1 center", "regularize gru none m1 control", "report",
+        "analyze gru decu m1", *fine_tunings, "report",
     ]  # fmt: skip
+    assert (out / "regularize" / "finetune" / "gru-decu-s1-control" / "regularize.json").is_file()
     assert (out / "analysis" / "gru-vocu" / "m1" / "lineage.npz").is_file()
     assert not (out / "analysis" / "gru-none" / "m1" / "lineage.npz").exists()  # no backtracking
 
@@ -75,6 +82,9 @@ def test_interrupted_study_resumes_without_redoing_finished_parts(
         assert figure.stat().st_size > 0 and f"]({name}.png)" in report
     assert report.count("| DeCu extrapolates better than VoCu | gru |") == 1
     assert "center - control" in report
+    assert report.count("speed-accuracy correlation is negative (sensitivity:") == 2
+    for group in ("gru decu", "gru vocu", "gru none"):  # one regularisation row per run
+        assert report.count(f"| regularisation improves long-delay accuracy | {group} |") == 1
     page = result["paths"]["html"].read_text()
     assert page.count("data:image/png;base64,") == 5 and "<table>" in page
     assert "<h2>Claims</h2>" in page
@@ -83,7 +93,8 @@ def test_interrupted_study_resumes_without_redoing_finished_parts(
     assert {c["verdict"] for c in results["claims"]} <= {
         "reproduced", "not reproduced", "inconclusive",
     }  # fmt: skip
-    assert len(results["regularize"]) == 4
+    assert len(results["regularize"]) == 12
+    assert {r["curriculum"] for r in results["regularize"]} == {"none", "vocu", "decu"}
 
     again = run_reproduce(config, out, progress=False)
     assert again["ran"] == ["report"]
@@ -121,7 +132,7 @@ def test_plan_lists_every_job_once():
     assert len(jobs) == len(set(jobs))
     assert sum(j.startswith("train") for j in jobs) == 6
     assert sum(j.startswith("analyze") for j in jobs) == 6 * 2
-    assert sum(j.startswith("regularize") for j in jobs) == 2 * 2
+    assert sum(j.startswith("regularize") for j in jobs) == 3 * 2 * 2  # curricula x cells x seeds
     assert jobs[-1] == "report"
 
 
@@ -190,6 +201,8 @@ def test_prerequisites_order_the_parallel_jobs():
     assert reproduce.prerequisites(reproduce.Job("analyze", "gru", "vocu", 1)) == (train,)
     fine_tune = reproduce.Job("regularize", "lstm", "none", 0, "slow")
     assert reproduce.prerequisites(fine_tune) == (reproduce.Job("train", "lstm", "none"),)
+    fine_tune = reproduce.Job("regularize", "gru", "decu", 1, "center")
+    assert reproduce.prerequisites(fine_tune) == (reproduce.Job("train", "gru", "decu"),)
     config = ReproduceConfig(preset="tiny", cells=("gru", "lstm"), reg_modes=("center",))
     order = plan(config)
     for job in order:  # plan order already satisfies them: one worker runs it as it is
@@ -210,3 +223,17 @@ def test_parallel_workers_give_the_same_study(tmp_path, mnist_root):
         assert other.get(key) == same.get(key), key
     with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
         run_reproduce(config, tmp_path / "parallel", progress=False, jobs=0)
+
+
+def test_model_family_follows_the_preset_unless_given():
+    from analysis.reproduce_commands import canonical_command
+
+    assert ReproduceConfig(preset="paper").train_config("gru", "none").model_family == "authors"
+    assert ReproduceConfig(preset="fast").train_config("gru", "vocu").model_family == "torch"
+    config = ReproduceConfig(preset="tiny", model_family="authors")
+    assert config.train_config("lstm", "decu").model_family == "authors"
+    assert "--model-family authors" in canonical_command(config, Path("out"))
+    with pytest.raises(ValueError, match="model_family"):
+        ReproduceConfig(preset="tiny", model_family="keras")
+    with pytest.raises(ValueError, match="train_overrides"):
+        ReproduceConfig(preset="tiny", train_overrides={"model_family": "authors"})
