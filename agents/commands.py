@@ -186,6 +186,11 @@ def run_train(args: argparse.Namespace) -> int:
     print("  config.json, run.json, metrics.jsonl")
     print(f"  checkpoints/ ({len(kept)} kept, steps {kept[0][0]}..{kept[-1][0]})")
     print(f"  model.pt (final weights, step {result.step})")
+    if result.steps_run:
+        print(
+            f"this call: {result.steps_run} steps in {result.seconds:.1f} s "
+            f"({result.steps_per_second:.1f} steps/s, checkpoints included)"
+        )
     if metrics:
         print(
             f"last interval: loss {metrics['loss']}, training-batch accuracy {metrics['accuracy']}"

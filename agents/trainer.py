@@ -16,6 +16,7 @@ to every step's loss; the trainer saves its state with the resume file and logs 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class TrainResult:
         finished: Whether ``step == config.total_steps`` (False after ``stop_at_step``).
         last_metrics: The last line written to ``metrics.jsonl`` (None if none yet).
         data_source: Where the training images came from.
+        steps_run: Steps this call ran (0 for a run that was already finished).
+        seconds: Wall time of those steps, checkpoints included.
     """
 
     run_dir: Path
@@ -89,6 +92,13 @@ class TrainResult:
     finished: bool
     last_metrics: dict[str, Any] | None
     data_source: str
+    steps_run: int = 0
+    seconds: float = 0.0
+
+    @property
+    def steps_per_second(self) -> float:
+        """Training speed of this call (NaN when it ran no step)."""
+        return self.steps_run / self.seconds if self.steps_run and self.seconds > 0 else math.nan
 
 
 def trial_seed(seed: int) -> int:
@@ -374,6 +384,7 @@ class _Loop:
         )
         t0 = time.perf_counter()
         elapsed0 = self.elapsed
+        first_step = self.step
         try:
             while self.step < end:
                 self._train_step()
@@ -399,8 +410,9 @@ class _Loop:
             ckpt.atomic_torch_save(record, self.run_dir / ckpt.FINAL_FILE)
         self._write_status("done" if finished else "stopped")
         return TrainResult(
-            self.run_dir, self.model, self.step, finished, self.last_metrics, self.data_source
-        )
+            self.run_dir, self.model, self.step, finished, self.last_metrics, self.data_source,
+            steps_run=self.step - first_step, seconds=time.perf_counter() - t0,
+        )  # fmt: skip
 
     def _train_step(self) -> None:
         step = self.step

@@ -144,9 +144,9 @@ def claim_decu_extrapolates(
 
 
 SPEED_SENSITIVITY = {
-    "mean_centre_speed": "speed at the class centres (the task's noise)",
-    "mean_authors_centre_speed": "speed at the class centres (the authors' noise: 1/3 std, "
-    "one sequence shared by all trials)",
+    "mean_centre_speed": "speed at the class centres, the task's noise",
+    "mean_authors_centre_speed": "speed at the class centres, the authors' noise: 1/3 std, "
+    "one sequence shared by all trials",
 }
 """Sensitivity rows of claim (b): the same test with the speed measured elsewhere."""
 

@@ -41,9 +41,11 @@ def test_train_then_eval(mnist_root, tmp_path, capsys):
     assert run_train(args) == 0
     out = capsys.readouterr().out
     assert str(run_dir) in out and "model.pt" in out and "checkpoints/" in out
+    assert "this call: 6 steps in " in out and " steps/s, checkpoints included)" in out
     config = json.loads((run_dir / "config.json").read_text())
     assert config["total_steps"] == 6 and config["lr_decay_step"] is None and config["lr"] == 1e-3
     assert run_train(args) == 0  # a finished run: resumes at its end, writes nothing new
+    assert "this call" not in capsys.readouterr().out
 
     args = _parse(add_eval_arguments, [str(run_dir), "--delays", "4,10,25", "--n-trials", "20",
                                        "--no-progress"])  # fmt: skip
