@@ -208,6 +208,12 @@ _UNREADABLE = (
 _UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
+def refused_object(error: pickle.UnpicklingError) -> str:
+    """What ``torch.load(weights_only=True)`` refused, from its message (e.g. ``posix.system``)."""
+    found = _UNSUPPORTED_GLOBAL.search(str(error))
+    return found.group(1) if found else "objects other than tensors and plain containers"
+
+
 def load_tensor_file(path: str | Path) -> Any:
     """``torch.load`` of a file that must not run code: tensors and plain containers only.
 
@@ -227,9 +233,8 @@ def load_tensor_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        found = _UNSUPPORTED_GLOBAL.search(str(error))
         if "Weights only load failed" in str(error):
-            what = found.group(1) if found else "objects other than tensors and plain containers"
+            what = refused_object(error)
             raise UnsafeFileError(
                 f"refused to load {path}: it holds {what}, and loading it could run code the file "
                 "carries. memenv writes only tensors and plain containers; do not use a file "

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.checkpoint import read_json
+from agents.checkpoint import read_json, refused_object
 from memenv.errors import CorruptFileError, MissingFileError, UnsafeFileError, UsageError
 
 ALGOS = ("recurrent-ppo", "ppo")
@@ -572,8 +572,9 @@ def _set_weights(model: Any, zip_path: Path, device: str) -> None:
         model.set_parameters(str(zip_path), exact_match=True, device=device)
     except pickle.UnpicklingError as error:
         raise UnsafeFileError(
-            f"refused to load {zip_path}: its weights hold objects other than tensors "
-            f"({str(error).splitlines()[0][:120]}); do not use a file from a source you do not trust"
+            f"refused to load {zip_path}: its weights hold {refused_object(error)}, and loading "
+            "them could run code the file carries; do not use a file from a source you do not "
+            "trust"
         ) from None
     except (zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError) as error:
         raise CorruptFileError(
