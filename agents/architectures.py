@@ -424,6 +424,11 @@ def build_architecture(
             "arguments and returns an nn.Module that follows agents.RecurrentAgent"
         ) from error
     check_protocol(model, obs_dim, what=spec)
+    # what `agents.checkpoint.weights_record` stores, so that eval / analyze / regularize
+    # rebuild the model from its run (`load_model`) as bench built it
+    model.memenv_architecture = {
+        "spec": spec, "hidden_size": int(hidden_size), "obs_dim": int(obs_dim),
+    }  # fmt: skip
     return model
 
 

@@ -179,11 +179,12 @@ def weights_record(model: nn.Module, step: int, config: dict | None) -> dict[str
     elif isinstance(model, RecurrentModel | AuthorsModel):
         spec, n_members = model.spec(), 1
     else:
-        spec, n_members = None, 1  # a user model: load it with load_state(path, model)
+        spec, n_members = None, 1  # rebuilt from "architecture", else load_state(path, model)
     return {
         "format": FORMAT,
         "step": int(step),
         "spec": spec,
+        "architecture": getattr(model, "memenv_architecture", None),
         "n_members": n_members,
         "train_config": config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -313,9 +314,7 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
     file = resolve_model_file(path)
     record = read_checkpoint(file)
     if record["spec"] is None:
-        raise UsageError(
-            f"{file} holds a user-defined model; build it and use load_state({file!s}, model)"
-        )
+        return _load_architecture(file, record, member).to(device).eval()
     n_members = record["n_members"]
     try:
         template = model_from_spec(record["spec"])
@@ -340,6 +339,30 @@ def _fits(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> bool:
     return own.keys() == state_dict.keys() and all(
         own[name].shape == state_dict[name].shape for name in own
     )
+
+
+def _load_architecture(file: Path, record: dict[str, Any], member: int | None) -> nn.Module:
+    """A model that `agents.architectures.build_architecture` made (a bench built-in or a
+    plug-in ``package.module:factory``), rebuilt from the ``architecture`` its file records."""
+    from agents.architectures import build_architecture
+
+    arch = record.get("architecture")
+    if not isinstance(arch, dict) or not {"spec", "hidden_size", "obs_dim"} <= set(arch):
+        raise UsageError(
+            f"{file} holds a user-defined model and does not say how to build it (runs made "
+            f"before memenv recorded it); build it and use load_state({str(file)!r}, model)"
+        )
+    if member not in (None, 0):
+        raise UsageError(f"{file} holds one model; member {member} does not exist (use 0)")
+    try:
+        model = build_architecture(arch["spec"], arch["hidden_size"], arch["obs_dim"])
+    except UsageError as error:
+        raise UsageError(
+            f"{file} holds a model built by {arch['spec']!r}, which cannot be rebuilt here: "
+            f"{error}. Put the folder of its module on PYTHONPATH"
+        ) from None
+    _load_weights(model, record["state_dict"], file)
+    return model
 
 
 def _load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], file: Path) -> None:

@@ -193,10 +193,18 @@ def run_train(args: argparse.Namespace) -> int:
         )
     if metrics:
         print(
-            f"last interval: loss {metrics['loss']}, training-batch accuracy {metrics['accuracy']}"
+            f"last interval: loss {_rounded(metrics['loss'], 4)}, training-batch accuracy "
+            f"{_rounded(metrics['accuracy'], 3)}"
         )
     print(f"evaluate with: memenv eval {run_dir}")
     return 0
+
+
+def _rounded(value: float | list[float], digits: int) -> str:
+    """A metric (or an ensemble's per-member list) with ``digits`` decimals."""
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:.{digits}f}" for v in value) + "] (per member)"
+    return f"{value:.{digits}f}"
 
 
 def _describe(config) -> str:

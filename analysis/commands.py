@@ -138,7 +138,13 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Runs the analysis of every run; prints where everything went. Returns 0."""
-    from analysis.pipeline import analyze_run, write_report
+    from analysis.pipeline import (
+        CONVERGED_MEANS,
+        PREDICTED_SIGN,
+        analyze_run,
+        coarse_backtracking_note,
+        write_report,
+    )
     from analysis.plots import plot_speed_accuracy
     from analysis.speed_accuracy import from_class_tables
 
@@ -158,9 +164,16 @@ def run_analyze(args: argparse.Namespace) -> int:
         written = write_report(result, out, figures=not args.no_figures)
         tables.append(result.table_points)
         names.append(run_dir.name)
-        print(f"  distinct slow points per readout label: {result.points_per_class()}")
+        converged = int(result.points.converged.sum())
+        print(f"  searches: {len(result.points)}, converged: {converged}"
+              + ("" if converged == len(result.points) else f" ({CONVERGED_MEANS})"))  # fmt: skip
+        print(f"  distinct slow points per readout label (-1 = null): {result.points_per_class()}")
         print(f"  per class speed vs accuracy at delay {options.long_delay}: "
-              f"{result.table_points.correlation}")  # fmt: skip
+              f"{result.table_points.correlation}; {PREDICTED_SIGN}")  # fmt: skip
+        if result.lineage is not None:
+            coarse = coarse_backtracking_note(result.lineage.steps.size)
+            if coarse:
+                print(f"  {coarse}")
         for path in written.values():
             print(f"  wrote {path}")
     if several:
@@ -168,7 +181,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         base_out.mkdir(parents=True, exist_ok=True)
         table_file = base_out / "networks_speed_accuracy.json"
         table_file.write_text(json.dumps(network.to_dict(), indent=2) + "\n")
-        print(f"across networks, mean speed vs accuracy: {network.correlation}")
+        print(f"across networks, mean speed vs accuracy: {network.correlation}; {PREDICTED_SIGN}")
         print(f"wrote {table_file}")
         if not args.no_figures:
             figure_file = base_out / "networks_speed_accuracy.png"

@@ -108,8 +108,11 @@ class NetworkAnalysis:
     table_authors_centers: ClassSpeedAccuracy | None = None
 
     def points_per_class(self) -> dict[int, int]:
-        """Distinct slow points per readout label (-1 = null)."""
-        return self.unique.label_counts()
+        """Distinct slow points per readout label: -1 (null) and every analysed class, with 0
+        for a label no point answers (none is left out)."""
+        counts = self.unique.label_counts()
+        labels = [-1, *range(len(self.centers.classes))]
+        return {k: counts.get(k, 0) for k in sorted(set(labels) | set(counts))}
 
     def summary_dict(self) -> dict[str, Any]:
         unique = self.unique
@@ -369,6 +372,7 @@ def analyze_run(
         "n_classes": n_final,
         "data_source": task.images.source,
         "method": options.method,
+        "dedup_tol": options.dedup_tol,
         "long_delay": options.long_delay,
         "noise_scale": options.noise_scale,
         "shared_noise": options.shared_noise,
@@ -477,6 +481,27 @@ def write_report(
     return written
 
 
+CONVERGED_MEANS = (
+    "A search has converged when its speed q fell to the floating-point floor of a fixed point "
+    "(`analysis.search.default_speed_tol`) or stopped changing; the others stopped at their "
+    "iteration budget, and their q is the speed where they stopped: an upper bound on the "
+    "slowest speed nearby, not the speed of a slow point."
+)
+PREDICTED_SIGN = "The paper predicts a negative rho (slower points, longer memories)."
+FEW_CHECKPOINTS = 6
+
+
+def coarse_backtracking_note(n_checkpoints: int) -> str | None:
+    """A warning when backtracking had too few checkpoints to resolve when classes were born."""
+    if n_checkpoints >= FEW_CHECKPOINTS:
+        return None
+    return (
+        f"Warning: only {n_checkpoints} checkpoints, so a class's birth is only placed between "
+        "two of them, far apart; train with a smaller --checkpoint-every (or analyse with a "
+        "larger --max-checkpoints) to resolve the lineage."
+    )
+
+
 def summary_markdown(result: NetworkAnalysis, written: dict[str, Path]) -> str:
     """A short human-readable summary of the analysis."""
     info = result.info
@@ -491,9 +516,10 @@ def summary_markdown(result: NetworkAnalysis, written: dict[str, Path]) -> str:
         lines.append("")
     lines += [
         f"- searches: {len(result.points)} (class centres + single trials), "
-        f"converged: {int(result.points.converged.sum())}",
-        f"- distinct slow points: {len(unique)}; per readout label (-1 = null): "
-        f"{result.points_per_class()}",
+        f"converged: {int(result.points.converged.sum())}. {CONVERGED_MEANS}",
+        f"- distinct slow points: {len(unique)} (search ends closer than "
+        f"{result.info.get('dedup_tol', 'dedup_tol')} are one point); per readout label "
+        f"(-1 = null): {result.points_per_class()}",
         f"- stable (all |eigenvalues| < 1): {int(unique.stable.sum())} of {len(unique)}"
         if unique.eigenvalues is not None
         else "- eigenvalues not computed",
@@ -502,11 +528,14 @@ def summary_markdown(result: NetworkAnalysis, written: dict[str, Path]) -> str:
         "",
         result.table_points.markdown(),
         "",
-        f"At the centres of mass: {result.table_centers.correlation}",
+        f"At the centres of mass: {result.table_centers.correlation}. {PREDICTED_SIGN}",
         "",
     ]
     if result.lineage is not None:
         lines += ["## Backtracking", ""]
+        coarse = coarse_backtracking_note(result.lineage.steps.size)
+        if coarse:
+            lines += [coarse, ""]
         if not result.lineage.events:
             lines.append(
                 f"No class's slow point merges into another's going back through "

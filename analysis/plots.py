@@ -78,6 +78,20 @@ def plot_pca(
     return fig
 
 
+def spread_labels(y_p: np.ndarray, min_gap: float) -> np.ndarray:
+    """Label heights ``[P]`` near ``y_p`` with at least ``min_gap`` between neighbours (the
+    order of the points is kept; a crowded group is spread around its mean)."""
+    y_p = np.asarray(y_p, dtype=np.float64)
+    order = np.argsort(y_p, kind="stable")
+    placed = y_p[order].copy()
+    for i in range(1, placed.size):
+        placed[i] = max(placed[i], placed[i - 1] + min_gap)
+    placed += (y_p[order] - placed).mean()  # re-centre the spread group on the points
+    out = np.empty_like(placed)
+    out[order] = placed
+    return out
+
+
 def plot_lineage(lineage: Lineage, title: str = "slow points through training") -> Figure:
     """Top: each track's position (PC1 of all tracked points) against training step, with its
     readout label as marker colour and merge events marked. Bottom: per-class accuracy."""
@@ -88,6 +102,7 @@ def plot_lineage(lineage: Lineage, title: str = "slow points through training") 
     fig = Figure(figsize=(8, 7 if has_accuracy else 4.5), layout="constrained")
     axes = fig.subplots(2 if has_accuracy else 1, 1, sharex=True, squeeze=False)[:, 0]
     ax = axes[0]
+    label_y = spread_labels(position_pxs[:, -1], min_gap=0.06 * np.ptp(position_pxs) or 1.0)
     for track in range(p):
         cls = int(lineage.classes[track])
         ax.plot(lineage.steps, position_pxs[track], color=class_color(cls), lw=1.5, alpha=0.8)
@@ -95,8 +110,8 @@ def plot_lineage(lineage: Lineage, title: str = "slow points through training") 
             lineage.steps, position_pxs[track], s=18, zorder=3,
             c=[class_color(int(v)) for v in lineage.labels[track]],
         )  # fmt: skip
-        ax.annotate(
-            str(cls), (lineage.steps[-1], position_pxs[track, -1]), xytext=(4, 0),
+        ax.annotate(  # at its spread height, so that end labels do not overlap
+            str(cls), (lineage.steps[-1], label_y[track]), xytext=(8, 0),
             textcoords="offset points", color=class_color(cls), fontsize=8, va="center",
         )  # fmt: skip
     for event in lineage.events:
@@ -172,7 +187,10 @@ def plot_spectra(points: SlowPoints, max_points: int = 12, title: str | None = N
     ax.set_ylabel("Im")
     if len(order):
         ax.legend(fontsize=6, loc="lower left")
-    ax.set_title(title or "Jacobian spectra at slow points (unit circle: marginal stability)")
+    shown = f"the {len(order)} slowest of {len(points)} points"
+    ax.set_title(
+        title or f"Jacobian spectra at {shown} (unit circle: marginal stability)", fontsize=10
+    )
     return fig
 
 

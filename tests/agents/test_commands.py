@@ -153,3 +153,17 @@ def test_importing_the_commands_does_not_import_torch():
 
     code = "import sys, agents.commands; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_train_prints_rounded_metrics_for_single_runs_and_ensembles(mnist_root, tmp_path, capsys):
+    for members in ("1", "2"):
+        argv = TINY + ["--data-root", str(mnist_root), "--run-dir", str(tmp_path / members),
+                       "--members", members]  # fmt: skip
+        assert run_train(_parse(add_train_arguments, argv)) == 0
+        line = next(
+            x for x in capsys.readouterr().out.splitlines() if x.startswith("last interval")
+        )
+        numbers = line.replace("[", " ").replace("]", " ").replace(",", " ").split()
+        decimals = [n.split(".")[1] for n in numbers if n.replace(".", "").isdigit() and "." in n]
+        assert decimals and all(len(d) in (3, 4) for d in decimals), line
+        assert ("per member" in line) == (members == "2")
