@@ -35,7 +35,9 @@ def test_wilson_interval_known_values():
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_branching_equals_explicit_whole_trials(tiny_task, t_stim, cell):
     """With noise off, trials are fixed by (label, image, t_stim): the branched evaluation must
-    give exactly the answers of running each delay's whole trial at once."""
+    give exactly the answers of running each delay's whole trial at once. (These networks
+    answer alike at neighbouring delays; test_evaluate_delays_clock.py pins that the trigger
+    comes exactly d steps after the image.)"""
     task = tiny_task.with_config(tiny_task.config.replace(noise_scale=0.0))
     model = _answering_model(cell)
     delays = [4, 7, 15, 40]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
+import torch
 from analysis_toy_models import trigger_reader
+from torch import nn
 
 from analysis.centers import ClassCenters, class_centers, state_trajectories
 from memenv import DelayedRecallTask, TaskConfig
@@ -44,6 +48,91 @@ def test_image_is_shown_at_t0_and_noise_follows(task):
     for b, label in enumerate(centers.trial_labels):
         image_mean = centers.states[b, 1] - (settle - 1) * mean_pixel
         assert np.isclose(image_mean, per_class_means[label], atol=1e-6).any()
+
+
+class FrameCounter(nn.Module):
+    """Counts the frames it is shown and notes at which one the image came.
+
+    State ``[B, 4]``: ``(frames seen, index of the image frame or -1, image frames seen, class of
+    the image)``. The image frame is recognised by matching the pixels against the task's image
+    pool (noise frames match no image). The readout names the image's class, so every trial
+    counts as correct and every class has a centre.
+    """
+
+    def __init__(self, task: DelayedRecallTask) -> None:
+        super().__init__()
+        pool = torch.as_tensor(task.images.images_nxp, dtype=torch.float32) / 255
+        self.register_buffer("pool_nxp", pool)
+        self.n_per_class = task.images.n_per_class
+        self.unused = nn.Parameter(torch.zeros(()))  # gives the model a device and dtype
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        state = self.unused.new_zeros(batch_size, 4)
+        state[:, 1] = -1.0
+        return state
+
+    def transition(self, state: torch.Tensor, x_bxd: torch.Tensor) -> torch.Tensor:
+        pixels_bxp = x_bxd[:, :-1].to(self.pool_nxp.dtype)
+        distance_bxn = torch.cdist(
+            pixels_bxp, self.pool_nxp, compute_mode="donot_use_mm_for_euclid_dist"
+        )
+        nearest, index = distance_bxn.min(dim=1)
+        is_image = nearest < 1e-3
+        frames, image_at, n_images, label = state.unbind(dim=1)
+        return torch.stack(
+            [
+                frames + 1,
+                torch.where(is_image, frames, image_at),  # frames seen before = this frame's index
+                n_images + is_image.to(state.dtype),
+                torch.where(is_image, (index // self.n_per_class).to(state.dtype), label),
+            ],
+            dim=1,
+        )
+
+    def readout(self, state: torch.Tensor) -> torch.Tensor:
+        answer = state[:, 3].long() + 1
+        return nn.functional.one_hot(answer, 11).to(state.dtype)
+
+    def forward(self, obs_bxtxd: torch.Tensor, state: torch.Tensor | None = None):
+        if state is None:
+            state = self.initial_state(obs_bxtxd.shape[0])
+        logits = []
+        for t in range(obs_bxtxd.shape[1]):
+            state = self.transition(state, obs_bxtxd[:, t])
+            logits.append(self.readout(state))
+        return torch.stack(logits, dim=1), state
+
+
+def test_settle_steps_default_to_the_authors_15():
+    """The authors' protocol: the centre state after 15 steps from the image (literal 15)."""
+    from analysis.finetune import RegularizeConfig
+    from analysis.pipeline import AnalysisOptions
+
+    assert inspect.signature(class_centers).parameters["settle_steps"].default == 15
+    assert AnalysisOptions().settle_steps == 15
+    assert RegularizeConfig().settle_steps == 15
+
+
+def test_default_centre_state_is_taken_after_frames_0_to_14(task):
+    """15 frames in all, the image frame (t = 0) included: the state after frames 0..14."""
+    centers = class_centers(FrameCounter(task), task, n_per_class=2)
+    assert centers.settle_steps == 15
+    frames, image_at, n_images, label = centers.states.T
+    assert (frames == 15).all()  # 15 frames were run
+    assert (image_at == 0).all()  # the first of them was the image
+    assert (n_images == 1).all()  # and only the first
+    np.testing.assert_array_equal(label, centers.trial_labels)
+    # every trial answered correctly, so each centre is its class's (15, 0, 1, k)
+    assert centers.n_correct.tolist() == [2] * 10
+    expected = np.stack([np.full(10, 15.0), np.zeros(10), np.ones(10), np.arange(10.0)], axis=1)
+    np.testing.assert_array_equal(centers.centers, expected)
+
+
+@pytest.mark.parametrize("settle_steps", [1, 4])
+def test_settle_steps_counts_the_image_frame(task, settle_steps):
+    centers = class_centers(FrameCounter(task), task, n_per_class=1, settle_steps=settle_steps)
+    frames, image_at, n_images, _ = centers.states.T
+    assert (frames == settle_steps).all() and (image_at == 0).all() and (n_images == 1).all()
 
 
 def test_save_load_and_validation(task, tmp_path):
@@ -107,6 +196,7 @@ def test_analyze_cli_takes_the_authors_centres(tmp_path):
     assert options.shared_noise and options.noise_scale == pytest.approx(1 / 3)
     options = options_from_args(parser.parse_args([str(tmp_path)]))
     assert not options.shared_noise and options.noise_scale == 1.0
+    assert options.settle_steps == 15  # the authors' protocol, as in AnalysisOptions
     with pytest.raises(UsageError, match="--noise-scale"):
         options_from_args(
             parser.parse_args([str(tmp_path), "--centers", "authors", "--noise-scale", "0.5"])

@@ -7,7 +7,6 @@ from scipy import stats
 
 import memenv.task as task_module
 from memenv import DelayedRecallTask, TaskConfig
-from memenv.config import RESPONSE_WEIGHT
 from memenv.errors import ArgumentTypeError, UsageError
 
 
@@ -58,8 +57,14 @@ def test_a_trial_batch_has_the_paper_structure(task, backend):
     expected_target = np.zeros((256, 20), np.int64)
     expected_target[rows, t_resp] = label + 1
     np.testing.assert_array_equal(target, expected_target)
-    assert (weight[rows, t_resp] == RESPONSE_WEIGHT).all()
-    assert weight.sum() == 256 * (19 + RESPONSE_WEIGHT)
+    # the paper's loss weights, as literal values (not the library's constants): 20 at the
+    # response (the authors' (t_max - 1) * Z * Y + alpha * Y with t_max = 20, alpha = 1), 1 at
+    # every other step (all before t_max = 20)
+    assert weight.dtype == np.float32
+    expected_weight = np.ones((256, 20), np.float32)
+    expected_weight[rows, t_resp] = 20.0
+    np.testing.assert_array_equal(weight, expected_weight)
+    assert weight.sum() == 256 * (19 + 20)
     # the stimulus frame is a clean image of class `label`
     stim = obs[rows, t_stim, :-1]
     pool = task.images.images_nxp.astype(np.float32) / 255
@@ -111,23 +116,27 @@ def test_steps_beyond_t_max_carry_no_loss(task):
 
 
 @pytest.mark.parametrize("backend", RNGS)
+@pytest.mark.parametrize("t_max", [12, 20])
 @pytest.mark.parametrize(
     ("null_weight", "response_weight"), [(0.0, 19.0), (0.25, 19.25), (1.0, 20.0)]
 )
 def test_null_weight_sets_the_null_and_response_loss_weights(
-    task, backend, null_weight, response_weight
+    task, backend, t_max, null_weight, response_weight
 ):
-    """ReCu's alpha: ``alpha`` at null steps before t_max, ``19 + alpha`` at the response."""
-    config = TaskConfig(t_max=12, null_weight=null_weight)
+    """ReCu's alpha: ``alpha`` at null steps before t_max, ``19 + alpha`` at the response, 0
+    from t_max on. The expected weights are literal paper values (the authors' loss
+    ``(t_max - 1) * Z * Y + alpha * Y`` with t_max = 20), never the library's constants."""
+    config = TaskConfig(t_max=t_max, null_weight=null_weight)
     batch = task.with_config(config).sample(64, RNGS[backend](5))
     weight, t_resp = as_np(batch.loss_weight), as_np(batch.t_resp)
     assert weight.dtype == np.float32 and weight.shape == (64, 20)
+    assert (t_resp < t_max).all()
     expected = np.zeros((64, 20), np.float32)
-    expected[:, :12] = null_weight
+    expected[:, :t_max] = null_weight
     expected[np.arange(64), t_resp] = response_weight
     np.testing.assert_array_equal(weight, expected)
     # the trials themselves do not depend on the weight
-    same = task.with_config(TaskConfig(t_max=12)).sample(64, RNGS[backend](5))
+    same = task.with_config(TaskConfig(t_max=t_max)).sample(64, RNGS[backend](5))
     np.testing.assert_array_equal(as_np(same.obs), as_np(batch.obs))
     np.testing.assert_array_equal(as_np(same.target), as_np(batch.target))
 
