@@ -4,7 +4,10 @@
 (architecture, seed) in its own run directory, evaluates it far past its trained delays and
 measures the speed of its slowest class anchor, and saves a `RunResult` there. A run directory
 that already holds a result is not redone; one that holds a partly trained run resumes it
-(`agents.train`). `analysis.bench_report` turns the saved results into the table and figure;
+(`agents.train`). Either is reused only when it was made with the requested protocol: its saved
+train config, evaluation settings and architecture spec (`saved_settings`) must equal the
+requested ones (`requested_settings`; the device may differ), else `run_one` and
+`load_results` refuse it (`settings_mismatch`, `mismatch_message`). `analysis.bench_report` turns the saved results into the table and figure;
 `analysis.bench_commands` is ``memenv bench``.
 
 Anchor speed. For a model whose state has a fixed size (a recurrent model; the Transformer's
@@ -24,6 +27,7 @@ kind better than kinds with different state scales.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,6 +41,11 @@ from memenv.errors import CorruptFileError, UsageError
 
 RESULT_FILE = "bench.json"
 FAILED_FILE = "failed.json"
+RUN_FILE = "bench_run.json"
+"""Written before a run trains: its architecture name and spec (compared on resume)."""
+IGNORED_SETTINGS = ("device",)
+"""Train-config fields that may differ between a saved run and the requested protocol (the
+trainer also resumes a run on another device: `agents.trainer.RESUME_IGNORED_FIELDS`)."""
 ANCHOR = "centre of mass (15 steps after the image), mean noise frame as input"
 MULTIPLES = (2, 10, 100)
 """Delays reported beyond training, as multiples of the longest trained delay."""
@@ -191,6 +200,16 @@ class BenchProtocol:
         beyond = [round(f * high) for f in (1.5, 2, 3, 5, 10, 20, 50, 100)]
         return tuple(sorted(set(inside) | set(beyond) | set(self.table_delays())))
 
+    def evaluation_settings(self) -> dict[str, Any]:
+        """What decides a run's measurements besides its weights (saved with each result)."""
+        return {
+            "n_trials": self.n_trials,
+            "eval_batch_size": self.eval_batch_size,  # the trials are drawn batch by batch
+            "anchor_trials": self.anchor_trials,
+            "eval_seed": self.eval_seed,
+            "eval_delays": list(self.curve_delays()),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["seeds"] = list(self.seeds)
@@ -213,6 +232,9 @@ class RunResult:
             None (not recurrent, diverged, or no class answered correctly).
         train_config: The `TrainConfig` used, as a dict.
         error: Why a run diverged.
+        meta: The code's commit when the run started, torch threads.
+        evaluation_settings: `BenchProtocol.evaluation_settings` of the measurement (None for
+            a diverged run, and in results saved before memenv recorded them).
     """
 
     arch: str
@@ -228,6 +250,7 @@ class RunResult:
     train_config: dict[str, Any]
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    evaluation_settings: dict[str, Any] | None = None
 
     def accuracy_at(self, delays: tuple[int, ...]) -> np.ndarray:
         """float64 ``[len(delays)]``: accuracy at each delay (NaN where not measured)."""
@@ -263,6 +286,126 @@ def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "model.pt").is_file() and (Path(run_dir) / RESULT_FILE).is_file()
 
 
+def requested_settings(
+    arch: BenchArchitecture, seed: int, protocol: BenchProtocol
+) -> dict[str, Any]:
+    """The settings a run of ``arch`` and ``seed`` must have been made with to be reused: the
+    spec, every `TrainConfig` field but `IGNORED_SETTINGS`, and the evaluation settings (JSON
+    values, as they are saved)."""
+    config = protocol.train_config(seed).to_dict()
+    train = {k: v for k, v in config.items() if k not in IGNORED_SETTINGS}
+    return json.loads(json.dumps({"spec": arch.spec, **train, **protocol.evaluation_settings()}))
+
+
+def saved_settings(run_dir: str | Path) -> dict[str, Any] | None:
+    """The settings a run directory was made with, as far as it recorded them; None when it
+    holds no run yet.
+
+    A finished run: its result's spec, train config and evaluation settings (results saved
+    before memenv recorded evaluation settings give the delays, trials per delay and seed of
+    their evaluation). A partly trained or diverged run: its ``config.json`` (what training
+    resumes with) and the spec of ``bench_run.json`` or ``failed.json``; it has no
+    measurements yet, so no evaluation settings. Keys a run did not record are absent.
+    """
+    from agents.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    if is_finished(run_dir):
+        return result_settings(RunResult.load(run_dir / RESULT_FILE))
+    saved: dict[str, Any] = {}
+    for name in (FAILED_FILE, RUN_FILE):
+        if (run_dir / name).is_file():
+            data = read_json(run_dir / name)
+            if isinstance(data, dict) and "spec" in data:
+                saved["spec"] = data["spec"]
+            if name == FAILED_FILE and isinstance(data, dict):
+                saved.update(data.get("train_config") or {})
+    if (run_dir / "config.json").is_file():
+        saved.update(TrainConfig.from_json(run_dir / "config.json").to_dict())
+    return json.loads(json.dumps(saved)) if saved else None
+
+
+def result_settings(result: RunResult) -> dict[str, Any]:
+    """The settings a saved result records (a diverged one: no evaluation settings)."""
+    saved = {"spec": result.spec, **result.train_config, **_evaluation_settings(result)}
+    return json.loads(json.dumps(saved))
+
+
+def shared_settings(results: list[RunResult]) -> dict[str, Any]:
+    """The settings all ``results`` were made with (`result_settings`, without the seed and the
+    spec, which differ between runs): what a report's protocol line states.
+
+    Raises:
+        UsageError: two results recorded different values of one setting (naming it).
+    """
+    shared: dict[str, Any] = {}
+    for result in results:
+        for key, value in result_settings(result).items():
+            if key in ("seed", "spec"):
+                continue
+            if key in shared and shared[key] != value:
+                raise UsageError(
+                    f"the results mix protocols: {key} is {shared[key]!r} in some runs and "
+                    f"{value!r} in {result.arch} seed {result.seed}; no report written"
+                )
+            shared.setdefault(key, value)
+    return shared
+
+
+def _evaluation_settings(result: RunResult) -> dict[str, Any]:
+    if result.status != "done":
+        return {}
+    if result.evaluation_settings is not None:
+        return dict(result.evaluation_settings)
+    if result.evaluation is None:
+        return {}
+    known: dict[str, Any] = {"eval_delays": list(result.evaluation.get("delays", []))}
+    if result.evaluation.get("n_trials"):
+        known["n_trials"] = int(result.evaluation["n_trials"][0])
+    if "seed" in result.evaluation.get("meta", {}):
+        known["eval_seed"] = int(result.evaluation["meta"]["seed"])
+    return known
+
+
+def settings_mismatch(saved: dict[str, Any] | None, requested: dict[str, Any]) -> list[str]:
+    """``["field: saved X vs requested Y", ...]`` for every recorded setting that differs
+    (`IGNORED_SETTINGS` excepted); empty when the run may be reused (or there is none)."""
+    if saved is None:
+        return []
+    return [
+        f"{key}: saved {saved[key]!r} vs requested {value!r}"
+        for key, value in requested.items()
+        if key in saved and key not in IGNORED_SETTINGS and saved[key] != value
+    ]
+
+
+def run_mismatch(
+    runs_dir: str | Path, arch: BenchArchitecture, seed: int, protocol: BenchProtocol
+) -> list[str]:
+    """`settings_mismatch` of the run directory of ``arch`` and ``seed`` under ``runs_dir``."""
+    run_dir = run_dir_of(runs_dir, arch, seed)
+    return settings_mismatch(saved_settings(run_dir), requested_settings(arch, seed, protocol))
+
+
+def describe_mismatch(mismatched: list[tuple[Path, list[str]]]) -> str:
+    """``"DIR, DIR (field: saved X vs requested Y, ...); DIR (...)"``: runs that differ the same
+    way are listed together."""
+    groups: dict[str, list[str]] = {}
+    for run_dir, differences in mismatched:
+        groups.setdefault(", ".join(differences), []).append(str(run_dir))
+    return "; ".join(f"{', '.join(dirs)} ({fields})" for fields, dirs in groups.items())
+
+
+def mismatch_message(mismatched: list[tuple[Path, list[str]]], advice: str) -> str:
+    """One line naming every mismatched run directory and its differing fields, then
+    ``advice``."""
+    count = "1 run was" if len(mismatched) == 1 else f"{len(mismatched)} runs were"
+    return (
+        f"{count} made with another protocol than the one requested: "
+        f"{describe_mismatch(mismatched)}. Reusing them would mix protocols in one table; {advice}"
+    )
+
+
 def check_architectures(archs: list[BenchArchitecture], protocol: BenchProtocol) -> None:
     """Builds every plug-in architecture once with the protocol's sizes, so that a factory that
     does not follow the recurrent protocol fails before any run trains (UsageError naming it)."""
@@ -288,20 +431,27 @@ def run_one(
 ) -> RunResult:
     """Trains, evaluates and measures one (architecture, seed); returns the saved result.
 
-    A finished run (`is_finished`) is loaded, not redone; a partly trained one resumes. A
+    A finished run (`is_finished`) is loaded, not redone; a partly trained one resumes; either
+    only when it was made with ``protocol`` (`run_mismatch`), else UsageError naming the run
+    directory and the differing fields (``saved X vs requested Y``). A
     non-finite loss is a result (``status="diverged"``), saved as ``failed.json`` so that a later
     call tries it again. ``meta`` (e.g. the git commit the code came from) is saved with it.
     """
     import torch
 
     from agents.architectures import build_architecture
-    from agents.checkpoint import load_state
+    from agents.checkpoint import load_state, write_json
     from agents.trainer import NonFiniteLossError, train
     from memenv.data import FRAME_SHAPES
 
     if threads:
         torch.set_num_threads(int(threads))
     run_dir = run_dir_of(runs_dir, arch, seed)
+    differences = run_mismatch(runs_dir, arch, seed, protocol)
+    if differences:
+        raise UsageError(
+            mismatch_message([(run_dir, differences)], "delete the run directory or use another")
+        )
     if is_finished(run_dir):
         return RunResult.load(run_dir / RESULT_FILE)
     config = protocol.train_config(seed)
@@ -311,6 +461,8 @@ def run_one(
     if (run_dir / "model.pt").is_file():
         load_state(run_dir, model)
     else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / RUN_FILE, {"arch": arch.name, "spec": arch.spec})
         try:
             train(config, run_dir, model=model, progress=progress)
         except NonFiniteLossError as error:
@@ -328,6 +480,7 @@ def run_one(
         train_s=_train_seconds(run_dir), eval_s=round(time.perf_counter() - start, 3),
         recurrent=recurrent, evaluation=evaluation, anchor=anchor,
         meta={**(meta or {}), "torch_threads": torch.get_num_threads()},
+        evaluation_settings=protocol.evaluation_settings(),
     )  # fmt: skip
     result.save(run_dir / RESULT_FILE)
     (run_dir / FAILED_FILE).unlink(missing_ok=True)
@@ -411,17 +564,34 @@ def _train_seconds(run_dir: Path) -> float:
 
 
 def load_results(
-    runs_dir: str | Path, archs: list[BenchArchitecture], seeds: tuple[int, ...]
+    runs_dir: str | Path,
+    archs: list[BenchArchitecture],
+    seeds: tuple[int, ...],
+    protocol: BenchProtocol | None = None,
 ) -> tuple[list[RunResult], list[tuple[str, int]]]:
-    """The saved results of every (architecture, seed), and the pairs that have none yet."""
-    results, missing = [], []
+    """The saved results of every (architecture, seed), and the pairs that have none yet.
+
+    With ``protocol``, every result must have been made with it (`requested_settings`), else
+    UsageError naming the run directories and the differing fields: a table never mixes
+    protocols.
+    """
+    results, missing, mismatched = [], [], []
     for arch in archs:
         for seed in seeds:
             run_dir = run_dir_of(runs_dir, arch, seed)
             if is_finished(run_dir):
-                results.append(RunResult.load(run_dir / RESULT_FILE))
+                result = RunResult.load(run_dir / RESULT_FILE)
             elif (run_dir / FAILED_FILE).is_file():
-                results.append(RunResult.load(run_dir / FAILED_FILE))
+                result = RunResult.load(run_dir / FAILED_FILE)
             else:
                 missing.append((arch.name, seed))
+                continue
+            results.append(result)
+            if protocol is not None:
+                requested = requested_settings(arch, seed, protocol)
+                differences = settings_mismatch(result_settings(result), requested)
+                if differences:
+                    mismatched.append((run_dir, differences))
+    if mismatched:
+        raise UsageError(mismatch_message(mismatched, "no report written"))
     return results, missing

@@ -6,7 +6,8 @@
 
 Every (architecture, seed) trains in its own run directory ``OUT/<arch>/seed<k>`` and saves its
 measurements there (`analysis.bench.run_one`); finished runs are skipped, so an interrupted
-benchmark continues where it stopped. ``--jobs N`` runs N of them at once in separate
+benchmark continues where it stopped. A run made with other settings than the requested ones
+is refused before anything trains (``--redo-mismatched`` deletes and redoes it). ``--jobs N`` runs N of them at once in separate
 processes (each with ``--threads`` torch threads). The report (``bench_table.md``,
 ``bench_table.json``, ``accuracy_vs_delay.png``) is written into ``--report`` (default: OUT)
 from the saved results once every run is done. Heavy imports happen inside `run_bench`, so
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from memenv.cli_args import apply_threads, device, int_list, positive_float, positive_int
+from memenv.errors import UsageError
 
 DEFAULT_ARCHS = "rnn,gru,lstm,lru,mingru,transformer"
 AUTHORS_VARIANTS = {"gru": "authors-gru", "lstm": "authors-lstm"}
@@ -73,7 +76,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--hidden-size", type=positive_int, default=None, help="units (default: preset's)"
     )
     parser.add_argument(
-        "--total-steps", type=positive_int, default=None, help="training steps (default: preset's)"
+        "--steps",
+        "--total-steps",
+        dest="total_steps",
+        metavar="STEPS",
+        type=positive_int,
+        default=None,
+        help="training steps, as for train and regularize (default: preset's; --total-steps is "
+        "the same option)",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=None, help="trials per training step"
@@ -108,6 +118,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         help="torch CPU threads per run (default: torch's; 1 with --jobs 2 on 2 cores)",
+    )
+    parser.add_argument(
+        "--redo-mismatched",
+        action="store_true",
+        help="delete and redo the runs under --out made with other settings than these (by "
+        "default such runs are refused, naming the differing settings)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -152,11 +168,8 @@ def run_bench(args: argparse.Namespace) -> int:
     report = Path(args.report) if args.report else out
     started = time.perf_counter()
     # the code a run uses is the one imported when it starts: record the commit now, not later
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    code = {
-        "commit": _git("rev-parse", "HEAD"),
-        "working_tree_modified": None if status is None else bool(status),
-    }
+    code = code_version()
+    redo_mismatched(archs, protocol, out, getattr(args, "redo_mismatched", False))
     # seed-major order: every architecture's first seed comes early, and with --jobs the long
     # runs of one architecture do not all queue at the end
     todo = [(a, s) for s in protocol.seeds for a in archs if not is_finished(run_dir_of(out, a, s))]
@@ -178,6 +191,37 @@ def run_bench(args: argparse.Namespace) -> int:
         _run_parallel(todo, protocol, out, args, bar, code)
     bar.close()
     return write_report(archs, protocol, out, report, args, time.perf_counter() - started, code)
+
+
+def redo_mismatched(archs, protocol, out: Path, redo: bool) -> None:
+    """Refuses (UsageError naming the run directories and the differing settings) the runs
+    under ``out`` made with other settings than ``protocol``, before anything trains; with
+    ``redo``, deletes them instead (they are then redone) and says so."""
+    from analysis.bench import describe_mismatch, mismatch_message, run_dir_of, run_mismatch
+
+    mismatched = []
+    for seed in protocol.seeds:
+        for arch in archs:
+            differences = run_mismatch(out, arch, seed, protocol)
+            if differences:
+                mismatched.append((run_dir_of(out, arch, seed), differences))
+    if not mismatched:
+        return
+    if not redo:
+        raise UsageError(
+            mismatch_message(
+                mismatched,
+                "pass --redo-mismatched to delete and redo them, or choose another --out",
+            )
+        )
+    for run_dir, _ in mismatched:
+        shutil.rmtree(run_dir)
+    runs = "1 run" if len(mismatched) == 1 else f"{len(mismatched)} runs"
+    print(
+        f"--redo-mismatched: deleted {runs} made with another protocol, to redo with the "
+        f"requested one: {describe_mismatch(mismatched)}",
+        flush=True,
+    )
 
 
 def _run_parallel(todo, protocol, out: Path, args: argparse.Namespace, bar, code) -> None:
@@ -217,7 +261,7 @@ def write_report(archs, protocol, out: Path, report: Path, args, wall_s: float, 
     from analysis.bench import load_results
     from analysis.bench_report import aggregate, plot_bench
 
-    results, missing = load_results(out, archs, protocol.seeds)
+    results, missing = load_results(out, archs, protocol.seeds, protocol)
     if missing:
         print(f"not written: {len(missing)} runs have no result yet: {missing}", file=sys.stderr)
         return 1
@@ -247,20 +291,56 @@ def canonical_command(args: argparse.Namespace) -> str:
     options = ("model_family", "seeds", "preset", "dataset", "curriculum", "curriculum_scale", "hidden_size",
                "total_steps", "batch_size", "lr", "data_root", "device", "n_trials",
                "eval_batch_size", "anchor_trials", "out", "report", "jobs", "threads")  # fmt: skip
+    spelled = {"total_steps": "--steps"}
     for name in options:
         value = getattr(args, name)
         if isinstance(value, tuple):
             value = ",".join(map(str, value))
         if value is not None:
-            parts += [f"--{name.replace('_', '-')}", str(value)]
+            parts += [spelled.get(name, f"--{name.replace('_', '-')}"), str(value)]
     return shlex.join(parts)
 
 
-def _git(*command: str) -> str | None:
-    """Output of a git command in the working directory, or None outside a repository."""
+NOT_A_CHECKOUT = "not a git checkout"
+
+
+def code_version(source: str | Path | None = None) -> dict[str, Any]:
+    """The commit of the code that runs: git is asked in the package's own folder
+    (``Path(analysis.__file__).parent``, or ``source``), not in the working directory, and only
+    when that folder is the ``analysis`` folder of a checkout's root (an installed copy inside
+    some other repository, e.g. a virtual environment there, is not that repository's code).
+
+    Returns:
+        ``{"commit": sha or None, "working_tree_modified": bool or None, "code_dir": folder}``;
+        None when the code is not a git checkout (`commit_label` says so).
+    """
+    import analysis
+
+    folder = Path(source if source is not None else Path(analysis.__file__).parent).resolve()
+    info: dict[str, Any] = {"commit": None, "working_tree_modified": None, "code_dir": str(folder)}
+    top = _git(folder, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != folder.parent:
+        return info
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    info["commit"] = _git(folder, "rev-parse", "HEAD")
+    info["working_tree_modified"] = None if status is None else bool(status)
+    return info
+
+
+def _run_commit(result) -> str:
+    return commit_label(result.meta["commit"]) if "commit" in result.meta else "not recorded"
+
+
+def commit_label(commit: str | None) -> str:
+    """A commit as the report writes it: its hash, or `NOT_A_CHECKOUT` for None."""
+    return NOT_A_CHECKOUT if commit is None else commit
+
+
+def _git(folder: Path, *command: str) -> str | None:
+    """Output of a git command run in ``folder``, or None (not a repository, no git)."""
     try:
         done = subprocess.run(
-            ["git", *command], capture_output=True, text=True, check=True, timeout=10
+            ["git", *command], cwd=folder, capture_output=True, text=True, check=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -271,16 +351,20 @@ def run_metadata(args, protocol, wall_s: float, results, code: dict[str, Any]) -
     """Command, commits, machine and timings of this benchmark (recorded with the table).
 
     ``code``: the commit (and whether tracked files differed from it) when this invocation
-    started; ``run_commits`` lists the commits every run's code came from (runs of earlier,
-    interrupted invocations may differ).
+    started (`code_version`); ``run_commits`` lists the commits every run's code came from (runs
+    of earlier, interrupted invocations may differ). ``settings``: the train config (seed
+    aside) and evaluation settings shared by the results the table is made of
+    (`analysis.bench.shared_settings`): the report's protocol line states them.
     """
     import torch
+
+    from analysis.bench import shared_settings
 
     return {
         "command": canonical_command(args),
         "argv": shlex.join(sys.argv),
         **code,
-        "run_commits": sorted({str(r.meta.get("commit")) for r in results}),
+        "run_commits": sorted({_run_commit(r) for r in results}),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {
             "platform": platform.platform(),
@@ -296,7 +380,7 @@ def run_metadata(args, protocol, wall_s: float, results, code: dict[str, Any]) -
         "train_s_total": round(sum(r.train_s for r in results), 1),
         "eval_s_total": round(sum(r.eval_s for r in results), 1),
         "protocol": protocol.to_dict(),
-        "train_config_example": results[0].train_config if results else None,
+        "settings": shared_settings(results),
         "data_source": (results[0].evaluation or {}).get("meta", {}).get("data_source")
         if results
         else None,
@@ -305,15 +389,19 @@ def run_metadata(args, protocol, wall_s: float, results, code: dict[str, Any]) -
 
 def _markdown_report(table, protocol) -> str:
     meta = table.meta
-    config = meta.get("train_config_example") or {}
+    config = meta["settings"]  # what the results used (all equal to the requested protocol)
     machine = meta["machine"]
     low, high = table.trained_delays
+    code = (
+        f"commit `{meta['commit']}`" if meta["commit"] else f"{NOT_A_CHECKOUT} ({meta['code_dir']})"
+    )
+    seeds = sorted({seed for row in table.rows for seed in row.seeds + row.diverged})
     lines = [
         "# memenv bench",
         "",
         f"Command: `{meta['command']}`",
         "",
-        f"Code: commit `{meta['commit']}` when this invocation started"
+        f"Code: {code} when this invocation started"
         + (", with uncommitted changes" if meta["working_tree_modified"] else "")
         + f" (runs' commits: {', '.join(meta['run_commits'])}); {meta['date']}; "
         f"{machine['platform']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
@@ -321,13 +409,13 @@ def _markdown_report(table, protocol) -> str:
         "",
         f"Protocol: preset `{protocol.preset}` ({config.get('hidden_size')} units, "
         f"{config.get('total_steps')} steps, batch {config.get('batch_size')}, Adam lr "
-        f"{config.get('lr')}, lr / 10 at step {config.get('lr_decay_step')}), {protocol.dataset} "
-        f"({meta['data_source']}), curriculum `{protocol.curriculum}`, seeds "
-        f"{list(protocol.seeds)}; trained delays {low}..{high}. Evaluation: "
-        f"{protocol.n_trials} held-out trials per delay, image at t = 0. Accuracy: mean ± "
-        "95% t-interval half-width over seeds. Slowest anchor q: median over seeds of the "
-        "minimum over classes of the speed at the class centre of mass (n/a: no fixed-size "
-        "state).",
+        f"{config.get('lr')}, lr / 10 at step {config.get('lr_decay_step')}), "
+        f"{config.get('dataset')} ({meta['data_source']}), curriculum "
+        f"`{config.get('curriculum')}`, seeds {seeds}; trained delays {low}..{high}. "
+        f"Evaluation: {config.get('n_trials')} held-out trials per delay, image at t = 0. "
+        "Accuracy: mean ± 95% t-interval half-width over seeds. Slowest anchor q: median over "
+        "seeds of the minimum over classes of the speed at the class centre of mass. Every "
+        "run of the table was made with these settings (checked).",
         "",
         f"Wall time: {meta['wall_s_this_invocation'] / 60:.1f} min for this invocation; training "
         f"{meta['train_s_total'] / 60:.1f} min and evaluation {meta['eval_s_total'] / 60:.1f} min "

@@ -5,6 +5,11 @@ Over seeds, every accuracy is summarised by its mean and a 95% Student-t interva
 clipped to [0, 1] in the figure. With 3 seeds ``t = 4.30``: the interval is wide on purpose, it
 is what three seeds can say. Parameters are per network; training time is the mean over seeds;
 the anchor speed is the median over seeds of each seed's slowest class anchor.
+
+The table and the figure explain their marks (`BenchTable.legend`, `plot_bench`): chance is
+``1 / n_classes`` (a class named at random), an accuracy of 0 is a model that answers null at
+the trigger instead of naming a class (far below chance, not noise around it), ``n/a`` is a
+model without a fixed-size state and ``-`` a value that was not measured.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.bench import MULTIPLES, RunResult
+from memenv.errors import UsageError
 
 
 def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -77,14 +83,25 @@ class BenchRow:
         return float(np.median(values)) if values else None
 
 
+NULL_NOTE = "0 = always answers null"
+"""How the figure marks an accuracy of 0 (the table's legend says it at length)."""
+
+
 @dataclass
 class BenchTable:
-    """Rows per architecture plus the delays the table reports."""
+    """Rows per architecture plus the delays the table reports; ``n_classes``: classes of the
+    evaluation trials (chance is ``1 / n_classes``)."""
 
     rows: list[BenchRow]
     table_delays: tuple[int, ...]
     trained_delays: tuple[int, int]
     meta: dict[str, Any] = field(default_factory=dict)
+    n_classes: int = 10
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of naming one of the classes at random."""
+        return 1.0 / self.n_classes
 
     def to_dict(self) -> dict[str, Any]:
         rows = []
@@ -108,12 +125,36 @@ class BenchTable:
             "table_delays": list(self.table_delays),
             "trained_delays": list(self.trained_delays),
             "interval": "95% Student-t over seeds",
+            "chance": self.chance,
+            "legend": self.legend(),
             "rows": rows,
             "meta": self.meta,
         }
 
+    def legend(self) -> list[str]:
+        """What the table's numbers and marks mean, one entry each (markdown)."""
+        n = self.n_classes
+        return [
+            "accuracy: share of held-out trials whose answer at the trigger is the image's "
+            "class; mean ± half-width of the 95% t-interval over seeds (one seed: the mean "
+            "alone).",
+            f"chance: {self.chance:.3g} (1/{n}): a model that names one of the {n} classes at "
+            "random, or always the same class, scores about that.",
+            "`0.000` (below chance): the model never named the right class; in practice it "
+            "always answers null (action 0, 'no class yet') at the trigger, as a network still "
+            "on the null plateau does. A model that names classes, even at random, scores about "
+            "chance: 0 is not chance-level guessing.",
+            "`n/a` (slowest anchor q): the model has no fixed-size state (the Transformer's "
+            "key/value cache grows every step), so it has no class anchors to measure.",
+            "`-`: not measured: for slowest anchor q, no class was answered correctly 15 steps "
+            "after its image in any seed (no correct trials, no centre of mass: e.g. a model "
+            "that always answers null); for accuracy and train s, no seed of the row finished "
+            "(all diverged).",
+        ]
+
     def markdown(self) -> str:
-        """The table: accuracy mean +- 95% t half-width over seeds at each table delay."""
+        """The table: accuracy mean +- 95% t half-width over seeds at each table delay, then
+        its legend (`legend`)."""
         low, high = self.trained_delays
         labels = []
         for d in self.table_delays:
@@ -138,6 +179,7 @@ class BenchTable:
                 f"| {row.arch} | {row.n_parameters:,} | {seeds} | {train} | "
                 + " | ".join(cells) + f" | {anchor} |"
             )  # fmt: skip
+        lines += ["", "Legend:", ""] + [f"- {entry}" for entry in self.legend()]
         return "\n".join(lines)
 
 
@@ -162,7 +204,8 @@ def aggregate(
     trained_delays: tuple[int, int],
     order: list[str] | None = None,
 ) -> BenchTable:
-    """Groups per-run results by architecture (in ``order``, else first appearance)."""
+    """Groups per-run results by architecture (in ``order``, else first appearance); the
+    number of classes (chance) comes from the evaluations' ``meta`` (10 when not recorded)."""
     by_arch: dict[str, list[RunResult]] = {}
     for result in results:
         by_arch.setdefault(result.arch, []).append(result)
@@ -189,12 +232,23 @@ def aggregate(
                 recurrent=any(r.recurrent for r in done),
             )  # fmt: skip
         )
-    return BenchTable(rows, tuple(table_delays), tuple(trained_delays))
+    classes = {
+        int(r.evaluation["meta"]["n_classes"])
+        for r in results
+        if r.status == "done" and "n_classes" in (r.evaluation or {}).get("meta", {})
+    }
+    if len(classes) > 1:
+        raise UsageError(f"the results were evaluated with different numbers of classes {classes}")
+    table = BenchTable(rows, tuple(table_delays), tuple(trained_delays))
+    table.n_classes = classes.pop() if classes else 10
+    return table
 
 
 def plot_bench(table: BenchTable, ax=None, title: str | None = None):
     """Accuracy vs delay (log axis), one curve per architecture: mean over seeds with its 95%
-    t-interval as a band (clipped to [0, 1]). Returns the ``Figure`` (no pyplot state)."""
+    t-interval as a band (clipped to [0, 1]), the chance line (``1 / n_classes``) and, in the
+    legend, what an accuracy of 0 means (`NULL_NOTE`). Returns the ``Figure`` (no pyplot
+    state)."""
     from matplotlib.figure import Figure
 
     if ax is None:
@@ -215,7 +269,9 @@ def plot_bench(table: BenchTable, ax=None, title: str | None = None):
             row.delays, np.clip(mean - band, 0, 1), np.clip(mean + band, 0, 1),
             color=color, alpha=0.15, lw=0,
         )  # fmt: skip
-    ax.axhline(0.1, color="0.5", ls=":", lw=1, label="chance")
+    n = table.n_classes
+    ax.axhline(table.chance, color="0.5", ls=":", lw=1, label=f"chance = 1/{n} (random class)")
+    ax.plot([], [], ls="none", label=f"{NULL_NOTE}\n(never names a class)")
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("delay (steps between stimulus and trigger)")
