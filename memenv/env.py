@@ -37,8 +37,14 @@ def make_config(
     if unknown:
         allowed = ", ".join(TASK_ARGUMENTS + other_arguments)
         given = ", ".join(f"{name}={short_repr(task_kwargs[name])}" for name in unknown)
+        hint = (
+            "; episodes last n_steps steps, and a TimeLimit needs per-env wrappers: "
+            "gym.make_vec(..., vectorization_mode='sync', max_episode_steps=...)"
+            if "max_episode_steps" in unknown
+            else ""
+        )
         raise ArgumentTypeError(
-            f"unknown keyword argument(s) {given}; the delayed-recall envs take {allowed}"
+            f"unknown keyword argument(s) {given}; the delayed-recall envs take {allowed}{hint}"
         )
     return TaskConfig(dataset=dataset, **task_kwargs)
 
@@ -125,9 +131,230 @@ def frame_image(obs: np.ndarray, frame_shape: tuple[int, int, int]) -> np.ndarra
     rgb = np.repeat(pixels, 3, axis=0) if channels == 1 else pixels
     image = (rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)
     if obs[-1] > 0.5:
-        image[[0, -1], :] = (255, 0, 0)
-        image[:, [0, -1]] = (255, 0, 0)
+        _border(image, TRIGGER_COLOUR)
     return image
+
+
+# ---------------------------------------------------------------------------------- rendering
+RENDER_SCALE = 8
+"""Default upscaling of rendered frames (nearest neighbour): MNIST's 28x28 frame -> 224x224."""
+MAX_RENDER_SCALE = 64
+
+STRIP_UNITS = 24
+"""Height of the status strip under the frame, in font pixels (``max(1, scale // 4)`` image
+pixels each): 48 rows at the default scale, so an MNIST image is 272 x 224 (both multiples of
+16, as video encoders like)."""
+
+TRIGGER_COLOUR = (255, 0, 0)
+RIGHT_COLOUR = (40, 200, 40)
+WRONG_COLOUR = (255, 150, 0)
+STIMULUS_COLOUR = (70, 150, 255)
+TEXT_COLOUR = (235, 235, 235)
+DIM_COLOUR = (130, 130, 130)
+STRIP_COLOUR = (32, 32, 32)
+FUTURE_COLOUR = (64, 64, 64)
+
+_GLYPHS = {
+    "0": "### #.# #.# #.# ###",
+    "1": ".#. ##. .#. .#. ###",
+    "2": "### ..# ### #.. ###",
+    "3": "### ..# .## ..# ###",
+    "4": "#.# #.# ### ..# ..#",
+    "5": "### #.. ### ..# ###",
+    "6": "### #.. ### #.# ###",
+    "7": "### ..# ..# .#. .#.",
+    "8": "### #.# ### #.# ###",
+    "9": "### #.# ### ..# ###",
+    "A": ".#. #.# ### #.# #.#",
+    "B": "##. #.# ##. #.# ##.",
+    "C": ".## #.. #.. #.. .##",
+    "D": "##. #.# #.# #.# ##.",
+    "E": "### #.. ##. #.. ###",
+    "F": "### #.. ##. #.. #..",
+    "G": ".## #.. #.# #.# .##",
+    "H": "#.# #.# ### #.# #.#",
+    "I": "### .#. .#. .#. ###",
+    "J": "..# ..# ..# #.# .#.",
+    "K": "#.# #.# ##. #.# #.#",
+    "L": "#.. #.. #.. #.. ###",
+    "M": "#.# ### ### #.# #.#",
+    "N": "##. #.# #.# #.# #.#",
+    "O": ".#. #.# #.# #.# .#.",
+    "P": "##. #.# ##. #.. #..",
+    "Q": ".#. #.# #.# ##. .##",
+    "R": "##. #.# ##. #.# #.#",
+    "S": ".## #.. .#. ..# ##.",
+    "T": "### .#. .#. .#. .#.",
+    "U": "#.# #.# #.# #.# ###",
+    "V": "#.# #.# #.# #.# .#.",
+    "W": "#.# #.# ### ### #.#",
+    "X": "#.# #.# .#. #.# #.#",
+    "Y": "#.# #.# .#. .#. .#.",
+    "Z": "### ..# .#. #.. ###",
+    " ": "... ... ... ... ...",
+    "/": "..# ..# .#. #.. #..",
+    ":": "... .#. ... .#. ...",
+    "-": "... ... ### ... ...",
+    "=": "... ### ... ### ...",
+    ".": "... ... ... ... .#.",
+    "(": ".#. #.. #.. #.. .#.",
+    ")": ".#. ..# ..# ..# .#.",
+    "?": "### ..# .#. ... .#.",
+}
+FONT = {
+    char: np.array([[c == "#" for c in row] for row in rows.split()], dtype=bool)
+    for char, rows in _GLYPHS.items()
+}
+"""A 3x5 pixel font (digits, capitals, a little punctuation) for the status strip."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialView:
+    """What the status strip of a rendered frame shows about one trial."""
+
+    t: int
+    n_steps: int
+    t_stim: int
+    t_resp: int
+    label: int
+    last_action: int | None
+    """The action of step ``t - 1`` (None on the episode's first frame)."""
+    answer: int | None
+    """The action taken at ``t_resp`` (None until then)."""
+
+    @property
+    def ended(self) -> bool:
+        return self.t >= self.n_steps
+
+
+def check_render_scale(scale: Any) -> int:
+    if (
+        isinstance(scale, bool | np.bool_)
+        or not isinstance(scale, numbers.Integral)
+        or not 1 <= scale <= MAX_RENDER_SCALE
+    ):
+        raise UsageError(
+            f"render_scale must be an integer in [1, {MAX_RENDER_SCALE}], got "
+            f"{short_repr(scale)} ({type(scale).__name__})"
+        )
+    return int(scale)
+
+
+def draw_text(image: np.ndarray, x: int, y: int, text: str, colour: Any, size: int) -> int:
+    """Writes ``text`` (upper-cased) with its top-left corner at ``(x, y)`` in the 3x5 `FONT`,
+    each font pixel ``size`` x ``size`` image pixels, clipped at the image's edges; unknown
+    characters print as ``?``. Returns the x where the next character would go."""
+    for char in text.upper():
+        glyph = FONT.get(char, FONT["?"])
+        mask = glyph.repeat(size, axis=0).repeat(size, axis=1)
+        region = image[y : y + mask.shape[0], x : x + mask.shape[1]]
+        region[mask[: region.shape[0], : region.shape[1]]] = colour
+        x += 4 * size
+    return x
+
+
+def action_text(action: int) -> str:
+    return "0 (NULL)" if action == 0 else f"{action} (CLASS {action - 1})"
+
+
+def stimulus_obs(task: DelayedRecallTask, image_index: int) -> np.ndarray:
+    """The stimulus frame of a trial as an observation (pixels in [0, 1], trigger off)."""
+    obs = np.zeros(task.obs_dim, np.float32)
+    obs[:-1] = task.images.images_nxp[image_index] * np.float32(1 / 255)
+    return obs
+
+
+def trial_image(
+    frame_shape: tuple[int, int, int],
+    scale: int,
+    view: TrialView | None,
+    obs: np.ndarray | None = None,
+) -> np.ndarray:
+    """A rendered frame: ``obs`` upscaled ``scale`` times over a status strip.
+
+    While the trial runs, ``obs`` is the current observation (red border while the trigger is
+    on) and the strip reads ``T t/n_steps``, ``TRIGGER ON`` (red) or ``OFF``, ``LABEL`` (the
+    stimulus class) and ``ACT`` (the last action taken, with the class it names), above a
+    timeline of the trial (past steps light, the stimulus step blue, the response step red, a
+    white mark under the current step). Once the trial has ended, ``obs`` is the stimulus frame,
+    bordered green if the answer at ``t_resp`` was right and orange if not, and the strip reads
+    ``END``, ``RIGHT`` or ``WRONG``, the label and ``ANS`` (the action taken at ``t_resp``).
+    ``view=None`` (no trial yet)
+    gives a black frame whose strip says so.
+    """
+    channels, height, width = frame_shape
+    size = max(1, scale // 4)
+    unit_height = STRIP_UNITS * size
+    image = np.empty((height * scale + unit_height, width * scale, 3), np.uint8)
+    if view is None or obs is None:
+        frame = np.zeros((height, width, 3), np.uint8)
+    else:
+        frame = frame_image(obs, frame_shape)
+        if view.ended:
+            right = view.answer is not None and view.answer == view.label + 1
+            _border(frame, RIGHT_COLOUR if right else WRONG_COLOUR)
+    image[: height * scale] = frame.repeat(scale, axis=0).repeat(scale, axis=1)
+    strip = image[height * scale :]
+    strip[:] = STRIP_COLOUR
+    line1, line2, bar = 2 * size, 9 * size, 17 * size
+    x0 = 2 * size
+    if view is None:
+        draw_text(strip, x0, line1, "NO TRIAL: RESET()", TEXT_COLOUR, size)
+        return image
+    if view.ended:
+        x = draw_text(strip, x0, line1, f"END T {view.t}/{view.n_steps}  ", TEXT_COLOUR, size)
+        right = view.answer is not None and view.answer == view.label + 1
+        draw_text(
+            strip,
+            x,
+            line1,
+            "RIGHT" if right else "WRONG",
+            RIGHT_COLOUR if right else WRONG_COLOUR,
+            size,
+        )
+        answer = "NONE" if view.answer is None else action_text(view.answer)
+        draw_text(strip, x0, line2, f"LABEL {view.label}  ANS {answer}", TEXT_COLOUR, size)
+    else:
+        x = draw_text(strip, x0, line1, f"T {view.t}/{view.n_steps}  ", TEXT_COLOUR, size)
+        trigger = obs is not None and obs[-1] > 0.5
+        draw_text(
+            strip,
+            x,
+            line1,
+            "TRIGGER ON" if trigger else "TRIGGER OFF",
+            TRIGGER_COLOUR if trigger else DIM_COLOUR,
+            size,
+        )
+        act = "-" if view.last_action is None else action_text(view.last_action)
+        draw_text(strip, x0, line2, f"LABEL {view.label}  ACT {act}", TEXT_COLOUR, size)
+    _timeline(strip[bar : bar + 5 * size, x0 : strip.shape[1] - x0], view, size)
+    return image
+
+
+def _timeline(bar: np.ndarray, view: TrialView, size: int) -> None:
+    """One cell per step across ``bar``: past light, future dark, stimulus blue, response red,
+    a white mark under the current step."""
+    length = bar.shape[1]
+    if length < 1:
+        return
+    cells = bar[: 3 * size]
+    step_of_pixel = np.arange(length) * view.n_steps // length
+    cells[:] = FUTURE_COLOUR
+    cells[:, step_of_pixel < view.t] = DIM_COLOUR
+
+    def span(step: int) -> slice:
+        start = step * length // view.n_steps
+        return slice(start, max(start + 1, (step + 1) * length // view.n_steps))
+
+    cells[:, span(view.t_stim)] = STIMULUS_COLOUR
+    cells[:, span(view.t_resp)] = TRIGGER_COLOUR
+    if not view.ended:
+        bar[3 * size + size // 2 :, span(view.t)] = TEXT_COLOUR
+
+
+def _border(image: np.ndarray, colour: Any) -> None:
+    image[[0, -1], :] = colour
+    image[:, [0, -1]] = colour
 
 
 class DelayedRecallEnv(gym.Env):
@@ -185,8 +412,8 @@ class DelayedRecallEnv(gym.Env):
     ``gym.make("DelayedRecall-MNIST-v0", **kwargs)`` with any `TaskConfig` field except
     ``dataset`` (``n_steps``, ``t_max``, ``min_delay``, ``n_classes``, ``noise_scale``,
     ``delay``, ``t_stim``, ``split``, ``null_weight``), plus ``root`` and ``download`` (data
-    location), ``null_penalty`` and ``render_mode`` (``"rgb_array"``: the current frame as an
-    ``[H, W, 3]`` uint8 image, red border while the trigger is on). ``reset(options=...)``
+    location), ``null_penalty`` and ``render_mode`` (``"rgb_array"``, see Rendering).
+    ``reset(options=...)``
     takes None or a dict of the per-episode fields ``n_steps``, ``t_max``, ``min_delay``,
     ``n_classes``, ``noise_scale``, ``delay``, ``t_stim``, ``null_weight``
     (`memenv.config.EPISODE_FIELDS`); they persist until changed again.
@@ -198,6 +425,21 @@ class DelayedRecallEnv(gym.Env):
     not a bool raises `memenv.errors.ArgumentTypeError` (a TypeError). Unknown reset options
     or bad option values raise `UsageError`, worded as the vector env words them.
 
+    ## Rendering
+    With ``render_mode="rgb_array"``, ``render()`` returns an RGB uint8 image of shape
+    ``[H * s + 24 * max(1, s // 4), W * s, 3]`` for ``s = render_scale`` (an attribute,
+    default 8; set ``env.unwrapped.render_scale`` to change it; an integer in [1, 64]): the
+    current frame upscaled s times (nearest neighbour; 224 x 224 for MNIST, so 272 x 224 in
+    all), red border while the trigger is on, over a status strip drawn in a 3x5 pixel font:
+    ``T t/n_steps``, ``TRIGGER ON``/``OFF``, ``LABEL`` (the trial's class) and ``ACT`` (the
+    last action taken, with the class it names), and a timeline of the trial (stimulus step
+    blue, response step red, current step marked). After the last step the frame shows the
+    trial's stimulus image, bordered green if the answer at ``t_resp`` was right and orange if
+    not, and the strip ``END``, ``RIGHT``/``WRONG``, the label and ``ANS`` (the action taken at
+    ``t_resp``). Before the first ``reset`` it is black, its strip saying so. The text needs
+    ``render_scale >= 4`` to fit the width (it is clipped below that). Rendering reads the
+    frame already drawn for the observation: it draws no noise and changes no episode.
+
     ## Version History
     * v0: initial version. Later hardening changed no valid episode: actions of unsigned
       integer types are accepted and ``True`` / ``False`` refused, as the vector env does;
@@ -205,6 +447,8 @@ class DelayedRecallEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    render_scale: int = RENDER_SCALE
+    """Upscaling of rendered frames (see Rendering)."""
 
     def __init__(
         self,
@@ -225,6 +469,8 @@ class DelayedRecallEnv(gym.Env):
         self._frames: np.ndarray | None = None
         self._frames_start = -1
         self._t = 0
+        self._last_action: int | None = None  # for render()
+        self._answer: int | None = None
 
     @property
     def config(self) -> TaskConfig:
@@ -249,6 +495,7 @@ class DelayedRecallEnv(gym.Env):
         # Trials of paper length are drawn whole; long (extrapolation) trials frame by frame.
         self._frames = None
         self._t = 0
+        self._last_action = self._answer = None
         return self._observation(), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -256,7 +503,11 @@ class DelayedRecallEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._t >= self.config.n_steps:
             raise gym.error.ResetNeeded("the episode has terminated; call reset()")
-        reward = self._reward(check_action(action))
+        action = check_action(action)
+        reward = self._reward(action)
+        self._last_action = action
+        if self._t == int(self._spec.t_resp[0]):
+            self._answer = action
         graded = self._t
         self._t += 1
         terminated = self._t >= self.config.n_steps
@@ -269,11 +520,25 @@ class DelayedRecallEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
-        if self._spec is None or self._t >= self.config.n_steps:
-            frame = np.zeros(self.task.obs_dim, np.float32)
+        scale = check_render_scale(self.render_scale)
+        frame_shape = self.task.images.frame_shape
+        spec = self._spec
+        if spec is None:
+            return trial_image(frame_shape, scale, None)
+        view = TrialView(
+            t=self._t,
+            n_steps=self.config.n_steps,
+            t_stim=int(spec.t_stim[0]),
+            t_resp=int(spec.t_resp[0]),
+            label=int(spec.label[0]),
+            last_action=self._last_action,
+            answer=self._answer,
+        )
+        if view.ended:
+            obs = stimulus_obs(self.task, int(spec.image_index[0]))
         else:
-            frame = self._observation()
-        return frame_image(frame, self.task.images.frame_shape)
+            obs = self._observation()
+        return trial_image(frame_shape, scale, view, obs)
 
     def _reward(self, action: int) -> float:
         spec = self._spec

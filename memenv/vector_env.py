@@ -20,15 +20,19 @@ from memenv.env import (
     ENV_ARGUMENTS,
     FRAME_CHUNK,
     N_ACTIONS,
+    RENDER_SCALE,
     SEED_RULE,
+    TrialView,
     check_action,
     check_null_penalty,
     check_render_mode,
+    check_render_scale,
     check_seed,
-    frame_image,
     make_config,
     make_task,
     observation_space,
+    stimulus_obs,
+    trial_image,
 )
 from memenv.errors import UsageError
 from memenv.task import GAUSSIAN_BLOCK_BYTES, NOISE_THREADS, TrialSpec, trial_uniforms
@@ -188,6 +192,14 @@ class DelayedRecallVectorEnv(VectorEnv):
     `set_next_episode_options` schedules them for the next episode start (autoreset
     included), which is how curricula change the task between episodes.
 
+    ## Rendering
+    With ``render_mode="rgb_array"``, ``render()`` returns a tuple of ``num_envs`` images, sub-env
+    ``i``'s equal to what `DelayedRecallEnv.render` shows for the single env that sub-env ``i``
+    reproduces (the frame upscaled ``render_scale`` times, default 8, over a status strip with
+    t, the trigger, the label and the last action; after the last step, in next-step autoreset,
+    the stimulus image with the answer and RIGHT or WRONG). With ``"same_step"`` autoreset the
+    terminal step already shows the next episodes' first frames.
+
     ## Version History
     * v0: initial version. Later hardening changed no valid episode: list actions holding
       bools are refused, as the single env refuses bools; seeds, options, keyword arguments
@@ -195,6 +207,8 @@ class DelayedRecallVectorEnv(VectorEnv):
     """
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    render_scale: int = RENDER_SCALE
+    """Upscaling of rendered frames (as `DelayedRecallEnv.render_scale`)."""
 
     def __init__(
         self,
@@ -232,6 +246,8 @@ class DelayedRecallVectorEnv(VectorEnv):
         self._t = 0
         self._needs_reset = True
         self._all = np.ones(num_envs, dtype=bool)
+        self._last_actions: np.ndarray | None = None  # for render()
+        self._answers = np.full(num_envs, -1, dtype=np.int64)
 
     @property
     def config(self) -> TaskConfig:
@@ -278,6 +294,9 @@ class DelayedRecallVectorEnv(VectorEnv):
             zeros = np.zeros(self.num_envs, dtype=bool)
             return self._observation(), np.zeros(self.num_envs), zeros, zeros.copy(), self._info()
         rewards = self._rewards(actions)
+        self._last_actions = actions.astype(np.int64)
+        at_resp = self._spec.t_resp == self._t
+        self._answers[at_resp] = actions[at_resp]
         graded = self._t
         self._t += 1
         terminated = self._t >= self.config.n_steps
@@ -304,11 +323,27 @@ class DelayedRecallVectorEnv(VectorEnv):
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode is None:
             return None
-        if self._spec is None or self._needs_reset:
-            frames = np.zeros((self.num_envs, self.task.obs_dim), np.float32)
-        else:
-            frames = self._observation()
-        return tuple(frame_image(f, self.task.images.frame_shape) for f in frames)
+        scale = check_render_scale(self.render_scale)
+        frame_shape = self.task.images.frame_shape
+        spec = self._spec
+        if spec is None:
+            return tuple(trial_image(frame_shape, scale, None) for _ in range(self.num_envs))
+        t = self.config.n_steps if self._needs_reset else self._t
+        frames = None if self._needs_reset else self._observation()
+        images = []
+        for i in range(self.num_envs):
+            view = TrialView(
+                t=t,
+                n_steps=self.config.n_steps,
+                t_stim=int(spec.t_stim[i]),
+                t_resp=int(spec.t_resp[i]),
+                label=int(spec.label[i]),
+                last_action=None if self._last_actions is None else int(self._last_actions[i]),
+                answer=None if self._answers[i] < 0 else int(self._answers[i]),
+            )
+            obs = stimulus_obs(self.task, int(spec.image_index[i])) if frames is None else frames[i]
+            images.append(trial_image(frame_shape, scale, view, obs))
+        return tuple(images)
 
     # ---------------------------------------------------------------------------- internals
     def _check_seeds(self, seed: Any) -> list[int | None]:
@@ -338,6 +373,8 @@ class DelayedRecallVectorEnv(VectorEnv):
         self._frames = None
         self._frames_start = -1
         self._needs_reset = False
+        self._last_actions = None
+        self._answers[:] = -1
 
     def _rewards(self, actions: np.ndarray) -> np.ndarray:
         spec = self._spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor
 
 from agents.evaluate import DelayAccuracy
 from agents.rl.vec_env import make_sb3_vec_env
@@ -12,8 +13,64 @@ from memenv.config import N_LABELS
 from memenv.errors import UsageError
 
 
+def observation_normalizer(model: Any, normalize: Any) -> Any:
+    """The observation normaliser an evaluation applies: ``normalize`` itself, the model's own
+    (``model.get_vec_normalize_env()``) for None, none for False.
+
+    Raises:
+        UsageError: ``normalize`` has no ``normalize_obs`` method.
+    """
+    if normalize is False:
+        return None
+    if normalize is None:
+        getter = getattr(model, "get_vec_normalize_env", None)
+        return getter() if callable(getter) else None
+    if isinstance(normalize, bool) or not callable(getattr(normalize, "normalize_obs", None)):
+        raise UsageError(
+            "normalize must be None (the model's own VecNormalize, if any), False (raw "
+            "observations) or a VecNormalize (anything with normalize_obs), got "
+            f"{normalize!r} ({type(normalize).__name__})"
+        )
+    return normalize
+
+
+def _unwrap(envs: Any, normalize: Any) -> tuple[Any, Any]:
+    """The `SB3VecEnv` under ``envs`` and the normaliser to apply.
+
+    A VecNormalize (any wrapper with ``normalize_obs``) around the env is not stepped: its
+    statistics would move and its rewards would be normalised; the evaluation steps the env
+    under it and normalises the observations with the wrapper's statistics, frozen. Wrappers
+    that change observations otherwise are refused (the evaluation could not apply them).
+    """
+    found = []
+    base = envs
+    while isinstance(base, VecEnvWrapper):
+        if callable(getattr(type(base), "normalize_obs", None)):
+            found.append(base)
+        elif not isinstance(base, VecMonitor):
+            raise UsageError(
+                f"run_sb3_episodes steps the SB3VecEnv itself and cannot apply "
+                f"{type(base).__name__}; pass the SB3VecEnv (and normalize=... for a "
+                "VecNormalize)"
+            )
+        base = base.venv
+    if len(found) > 1:
+        raise UsageError(
+            f"envs holds {len(found)} observation normalisers "
+            f"({', '.join(type(w).__name__ for w in found)}); pass at most one"
+        )
+    if normalize is None and found:
+        normalize = found[0]
+    return base, normalize
+
+
 def run_sb3_episodes(
-    model: Any, envs: Any, n_episodes: int, seed: int = 0, deterministic: bool = True
+    model: Any,
+    envs: Any,
+    n_episodes: int,
+    seed: int = 0,
+    deterministic: bool = True,
+    normalize: Any = None,
 ) -> dict[str, np.ndarray]:
     """Runs ``model`` (PPO, RecurrentPPO, or anything with SB3's ``predict``) on an `SB3VecEnv`.
 
@@ -22,13 +79,22 @@ def run_sb3_episodes(
     does. Episodes are kept whole and in sub-env order when they end, so which episodes count
     does not depend on how long they lasted.
 
+    A model trained on normalised observations (SB3's ``VecNormalize``) is shown normalised
+    observations, ``normalize.normalize_obs(obs)``, with the statistics frozen, as SB3
+    evaluates (``training=False``, ``norm_reward=False``): nothing here updates them, and
+    episodes are graded by the env's own rewards.
+
     Args:
         model: The agent.
         envs: An `SB3VecEnv` with ``null_penalty = 0`` (episodes are graded by the reward at
-            the response step).
+            the response step), or a ``VecNormalize`` (or ``VecMonitor``) around one: the env
+            under it is stepped, and a VecNormalize's statistics are used as ``normalize``.
         n_episodes: Finished episodes to return (>= 1).
         seed: Seeds the envs (``envs.seed(seed)``, then ``reset()``).
         deterministic: Passed to ``predict`` (True: the argmax action).
+        normalize: The observation normaliser the model was trained with: a ``VecNormalize``
+            (or anything with ``normalize_obs``); None: the VecNormalize around ``envs`` or the
+            model's own (``model.get_vec_normalize_env()``), if any; False: raw observations.
 
     Returns:
         Arrays over the episodes: ``label``, ``t_stim``, ``t_resp`` and ``correct`` (the
@@ -36,6 +102,9 @@ def run_sb3_episodes(
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise UsageError(f"n_episodes must be a positive integer, got {n_episodes!r}")
+    envs, normalize = _unwrap(envs, normalize)
+    normalizer = observation_normalizer(model, normalize)
+    _check_normalizer(normalizer, envs)
     if envs.get_attr("null_penalty")[0] != 0:
         raise UsageError("grading by reward needs null_penalty=0")
     envs.seed(seed)
@@ -46,8 +115,9 @@ def run_sb3_episodes(
     pending: list[tuple[int, int, int, bool] | None] = [None] * envs.num_envs
     finished: list[tuple[int, int, int, bool]] = []
     while len(finished) < n_episodes:
+        seen = obs if normalizer is None else normalizer.normalize_obs(obs)
         actions, state = model.predict(
-            obs, state=state, episode_start=episode_start, deterministic=deterministic
+            seen, state=state, episode_start=episode_start, deterministic=deterministic
         )
         obs, rewards, dones, step_infos = envs.step(actions)
         for i, info in enumerate(infos):
@@ -71,6 +141,16 @@ def run_sb3_episodes(
     }
 
 
+def _check_normalizer(normalizer: Any, envs: Any) -> None:
+    space = getattr(normalizer, "observation_space", None)
+    shape = getattr(space, "shape", None)
+    if shape is not None and shape != envs.observation_space.shape:
+        raise UsageError(
+            f"normalize holds statistics of observations of shape {shape}, but the env's "
+            f"observations have shape {envs.observation_space.shape}"
+        )
+
+
 def evaluate_sb3_delays(
     model: Any,
     delays: tuple[int, ...] | list[int],
@@ -81,6 +161,7 @@ def evaluate_sb3_delays(
     n_classes: int = N_LABELS,
     split: str = "test",
     seed: int = 0,
+    normalize: Any = None,
     **env_kwargs: Any,
 ) -> DelayAccuracy:
     """Accuracy at each fixed delay, as `agents.evaluate.DelayAccuracy` (one member).
@@ -100,6 +181,11 @@ def evaluate_sb3_delays(
         n_classes: Vocabulary (the first ``n_classes`` classes).
         split: Image split (``"test"``: held-out images).
         seed: Delay ``j`` seeds its envs with ``seed + j``.
+        normalize: For a model trained on a ``VecNormalize``: that VecNormalize (or anything
+            with ``normalize_obs``). The policy then sees ``normalize.normalize_obs(obs)``,
+            with the statistics frozen (as SB3 evaluates: ``training=False``,
+            ``norm_reward=False``; nothing here changes them). None (default): the model's
+            own, ``model.get_vec_normalize_env()``, if it has one; False: raw observations.
         **env_kwargs: More env arguments (``root``, ``noise_scale``, ...).
 
     Returns:
@@ -110,6 +196,7 @@ def evaluate_sb3_delays(
         raise UsageError(f"delays must be positive integers, got {delays!r}")
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise UsageError(f"n_trials must be a positive integer, got {n_trials!r}")
+    normalizer = observation_normalizer(model, normalize)
     correct = np.zeros((1, len(delays)), dtype=np.int64)
     class_correct = np.zeros((1, len(delays), N_LABELS), dtype=np.int64)
     class_trials = np.zeros((len(delays), N_LABELS), dtype=np.int64)
@@ -128,7 +215,13 @@ def evaluate_sb3_delays(
             **env_kwargs,
         )
         data_source = envs.get_attr("data_source")[0]
-        result = run_sb3_episodes(model, envs, n_trials, seed=seed + j)
+        result = run_sb3_episodes(
+            model,
+            envs,
+            n_trials,
+            seed=seed + j,
+            normalize=normalizer if normalizer is not None else False,
+        )
         envs.close()
         correct[0, j] = result["correct"].sum()
         np.add.at(class_trials[j], result["label"], 1)
@@ -147,5 +240,6 @@ def evaluate_sb3_delays(
             "seed": seed,
             "agent": type(model).__name__,
             "data_source": data_source,
+            "normalize": None if normalizer is None else type(normalizer).__name__,
         },
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 import memenv  # noqa: F401  (registers the ids)
@@ -22,7 +24,15 @@ class SB3VecEnv(VecEnv):
     `VecEnv.set_options`; a finished episode is reset in the same step, its last observation
     in ``infos[i]["terminal_observation"]``; rewards are float32, dones bool, infos a list of
     dicts with ``"TimeLimit.truncated"``. Given the same seeds, observations, rewards, dones and
-    infos equal those of ``DummyVecEnv([lambda: gym.make(id)] * n)``.
+    infos equal those of ``DummyVecEnv([lambda: Monitor(gym.make(id))] * n)``.
+
+    Episode statistics, as SB3's ``Monitor`` reports them (unless ``monitor=False``): at the end
+    of every episode ``infos[i]["episode"] = {"r": return, "l": length, "t": seconds}`` (the
+    return rounded to 6 decimals, ``t`` the wall time since the adapter was built), which is
+    what fills ``model.ep_info_buffer`` and so SB3's ``rollout/ep_rew_mean`` and
+    ``rollout/ep_len_mean``; ``env_is_wrapped(Monitor)`` answers True so that SB3's
+    ``evaluate_policy`` reads them. ``reset()`` restarts the running returns, as ``Monitor``
+    and ``VecMonitor`` do.
 
     All sub-envs share one task configuration (they run in lockstep), so `set_attr` and
     `env_method` act on the whole batch; asking for a strict subset of the envs raises
@@ -31,9 +41,10 @@ class SB3VecEnv(VecEnv):
 
     Args:
         venv: A `DelayedRecallVectorEnv` built with ``autoreset_mode="same_step"``.
+        monitor: Report episode statistics in ``infos`` (True, the default).
     """
 
-    def __init__(self, venv: DelayedRecallVectorEnv) -> None:
+    def __init__(self, venv: DelayedRecallVectorEnv, monitor: bool = True) -> None:
         if not isinstance(venv, DelayedRecallVectorEnv):
             raise UsageError(f"venv must be a DelayedRecallVectorEnv, got {type(venv).__name__}")
         if venv.metadata["autoreset_mode"] != gym.vector.AutoresetMode.SAME_STEP:
@@ -41,9 +52,16 @@ class SB3VecEnv(VecEnv):
                 "SB3 resets finished episodes in the same step: build the env with "
                 f"autoreset_mode='same_step', got {venv.metadata['autoreset_mode']!r}"
             )
+        if not isinstance(monitor, bool):
+            raise UsageError(f"monitor must be True or False, got {monitor!r}")
         self.venv = venv
+        self.monitor = monitor
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._actions: np.ndarray | None = None
+        self.t_start = time.time()
+        self.episode_returns = np.zeros(self.num_envs, dtype=np.float64)
+        self.episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self.episode_count = 0
 
     # ------------------------------------------------------------------------- stepping
     def reset(self) -> np.ndarray:
@@ -55,6 +73,8 @@ class SB3VecEnv(VecEnv):
         self.reset_infos = _split_info(info, self.num_envs)
         self._reset_seeds()
         self._reset_options()
+        self.episode_returns[:] = 0.0
+        self.episode_lengths[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -75,7 +95,28 @@ class SB3VecEnv(VecEnv):
             infos = _split_info(info, self.num_envs)
         for i, entry in enumerate(infos):
             entry["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        if self.monitor:
+            self._record_episodes(rewards, dones, infos)
         return obs, rewards.astype(np.float32), dones, infos
+
+    def _record_episodes(
+        self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]
+    ) -> None:
+        """``infos[i]["episode"]`` for every finished episode, as SB3's ``Monitor`` writes it."""
+        self.episode_returns += rewards
+        self.episode_lengths += 1
+        if not dones.any():
+            return
+        elapsed = round(time.time() - self.t_start, 6)
+        for i in np.flatnonzero(dones):
+            infos[i]["episode"] = {
+                "r": round(float(self.episode_returns[i]), 6),
+                "l": int(self.episode_lengths[i]),
+                "t": elapsed,
+            }
+        self.episode_count += int(dones.sum())
+        self.episode_returns[dones] = 0.0
+        self.episode_lengths[dones] = 0
 
     def close(self) -> None:
         self.venv.close()
@@ -103,7 +144,12 @@ class SB3VecEnv(VecEnv):
     def env_is_wrapped(
         self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
     ) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
+        """True for SB3's ``Monitor`` (and its bases) while ``monitor`` is on: the adapter
+        reports what ``Monitor`` reports. There are no other per-env wrappers."""
+        wrapped = (
+            self.monitor and isinstance(wrapper_class, type) and issubclass(Monitor, wrapper_class)
+        )
+        return [wrapped for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         images = self.venv.render()
@@ -119,11 +165,16 @@ class SB3VecEnv(VecEnv):
 
 
 def make_sb3_vec_env(
-    env_id: str = "DelayedRecall-MNIST-v0", num_envs: int = 8, **kwargs: Any
+    env_id: str = "DelayedRecall-MNIST-v0",
+    num_envs: int = 8,
+    *,
+    monitor: bool = True,
+    **kwargs: Any,
 ) -> SB3VecEnv:
-    """``gym.make_vec(env_id, num_envs, autoreset_mode="same_step", **kwargs)`` for SB3."""
+    """``gym.make_vec(env_id, num_envs, autoreset_mode="same_step", **kwargs)`` for SB3, with
+    episode statistics in ``infos`` as SB3's ``Monitor`` writes them (``monitor=False``: none)."""
     venv = gym.make_vec(env_id, num_envs=num_envs, autoreset_mode="same_step", **kwargs)
-    return SB3VecEnv(venv.unwrapped if hasattr(venv, "unwrapped") else venv)
+    return SB3VecEnv(venv.unwrapped if hasattr(venv, "unwrapped") else venv, monitor=monitor)
 
 
 def _split_info(info: dict[str, Any], num_envs: int) -> list[dict[str, Any]]:

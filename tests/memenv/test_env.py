@@ -243,7 +243,7 @@ def test_render_rgb_array_marks_the_trigger():
     env = gym.make("DelayedRecall-MNIST-v0", render_mode="rgb_array")
     _, info = env.reset(seed=1)
     image = env.render()
-    assert image.shape == (28, 28, 3) and image.dtype == np.uint8
+    assert image.shape == (272, 224, 3) and image.dtype == np.uint8
     while info["t"] != info["t_resp"]:
         _, _, _, _, info = env.step(0)
     assert (env.render()[0, :, 0] == 255).all() and (env.render()[0, :, 1] == 0).all()

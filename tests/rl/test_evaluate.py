@@ -9,9 +9,11 @@ step; the other stubs pin the per-class bookkeeping and the step that is graded.
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
 from agents.evaluate import DelayAccuracy
 from agents.rl import make_sb3_vec_env
@@ -144,3 +146,116 @@ def test_evaluates_an_sb3_recurrent_model(mnist_root):
     assert ((result.accuracy >= 0) & (result.accuracy <= 1)).all()
     assert result.class_trials[:, 2:].sum() == 0
     assert result.meta["agent"] == "RecurrentPPO"
+
+
+class Spy:
+    """Records the observations it is shown; always null. ``vec_normalize``: what
+    ``get_vec_normalize_env()`` returns (as a model trained on a VecNormalize does)."""
+
+    def __init__(self, vec_normalize=None) -> None:
+        self.seen: list[np.ndarray] = []
+        self.vec_normalize = vec_normalize
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        self.seen.append(np.array(obs, copy=True))
+        return np.zeros(len(obs), dtype=np.int64), None
+
+    def get_vec_normalize_env(self):
+        return self.vec_normalize
+
+
+def trained_normalizer(mnist_root, **kwargs):
+    """A VecNormalize over the adapter with non-trivial statistics, as after training."""
+    venv = VecNormalize(make_sb3_vec_env(num_envs=4, root=mnist_root), **kwargs)
+    rng = np.random.default_rng(0)
+    venv.obs_rms.mean = rng.normal(0.2, 0.1, 785)
+    venv.obs_rms.var = rng.uniform(0.5, 4.0, 785)
+    venv.obs_rms.count = 1234.0
+    venv.ret_rms.var = np.asarray(9.0)
+    return venv
+
+
+def snapshot(venv) -> tuple:
+    return (
+        venv.obs_rms.mean.copy(),
+        venv.obs_rms.var.copy(),
+        venv.obs_rms.count,
+        venv.ret_rms.mean.copy(),
+        venv.ret_rms.var.copy(),
+        venv.ret_rms.count,
+        venv.training,
+        venv.norm_reward,
+    )
+
+
+def assert_same(a: tuple, b: tuple) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_vec_normalize_policy_sees_normalised_observations_with_frozen_stats(mnist_root):
+    venv = trained_normalizer(mnist_root)
+    before = snapshot(venv)
+    raw, normed = Spy(), Spy()
+    kwargs = {"n_trials": 6, "num_envs": 3, "root": mnist_root}
+    evaluate_sb3_delays(raw, (4, 6), normalize=False, **kwargs)
+    result = evaluate_sb3_delays(normed, (4, 6), normalize=venv, **kwargs)
+    assert len(raw.seen) == len(normed.seen) > 0  # the same seeds: the same raw frames
+    for r, n in zip(raw.seen, normed.seen, strict=True):
+        expected = np.clip(
+            (r - venv.obs_rms.mean) / np.sqrt(venv.obs_rms.var + venv.epsilon), -10, 10
+        )
+        np.testing.assert_allclose(n, expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(n, venv.normalize_obs(r))
+        assert not np.allclose(n, r)
+    assert_same(snapshot(venv), before)
+    assert result.meta["normalize"] == "VecNormalize"
+
+
+def test_the_models_own_vec_normalize_is_used_unless_refused(mnist_root):
+    venv = trained_normalizer(mnist_root)
+    before = snapshot(venv)
+    kwargs = {"n_trials": 4, "num_envs": 2, "root": mnist_root}
+    own, plain = Spy(vec_normalize=venv), Spy()
+    evaluate_sb3_delays(own, (4,), **kwargs)
+    evaluate_sb3_delays(plain, (4,), **kwargs)
+    for o, p in zip(own.seen, plain.seen, strict=True):
+        np.testing.assert_array_equal(o, venv.normalize_obs(p))
+    off = Spy(vec_normalize=venv)
+    result = evaluate_sb3_delays(off, (4,), normalize=False, **kwargs)
+    for o, p in zip(off.seen, plain.seen, strict=True):
+        np.testing.assert_array_equal(o, p)
+    assert result.meta["normalize"] is None
+    assert_same(snapshot(venv), before)
+
+
+def test_run_sb3_episodes_through_a_training_vec_normalize_freezes_it(mnist_root):
+    """Stepping a training VecNormalize would move its statistics and normalise the rewards
+    the episodes are graded by; the env under it is stepped instead."""
+    venv = trained_normalizer(mnist_root, norm_reward=True)
+    assert venv.training
+    before = snapshot(venv)
+    spy = Spy()
+    oracle = Oracle(mnist_root, split="train", stimulus_first=False)  # needs raw pixels
+    result = run_sb3_episodes(oracle, venv, 8, seed=2, normalize=False)
+    assert result["correct"].all()  # graded by the env's rewards, not normalised ones
+    run_sb3_episodes(spy, venv, 8, seed=2)  # the VecNormalize around the env normalises
+    plain = Spy()
+    run_sb3_episodes(plain, venv.venv, 8, seed=2, normalize=False)
+    for s, p in zip(spy.seen, plain.seen, strict=True):
+        np.testing.assert_array_equal(s, venv.normalize_obs(p))
+    assert_same(snapshot(venv), before)
+
+
+def test_bad_normalizers_and_wrappers_are_refused(mnist_root):
+    envs = make_sb3_vec_env(num_envs=2, root=mnist_root)
+    with pytest.raises(ValueError, match="normalize must be .* got 'yes' \\(str\\)"):
+        evaluate_sb3_delays(Constant(0), (4,), normalize="yes", root=mnist_root)
+    with pytest.raises(ValueError, match="normalize must be .* got True"):
+        run_sb3_episodes(Constant(0), envs, 2, normalize=True)
+    with pytest.raises(ValueError, match="cannot apply VecFrameStack"):
+        run_sb3_episodes(Constant(0), VecFrameStack(envs, 2), 2)
+    small = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+    with pytest.raises(ValueError, match=r"shape \(4,\).*shape \(785,\)"):
+        evaluate_sb3_delays(Constant(0), (4,), normalize=small, root=mnist_root)
