@@ -37,6 +37,9 @@ _EXPORTS = {
         "state_trajectories",
     ),
     "analysis.finetune": (
+        "ModeComparison",
+        "expected_penalty",
+        "regularize_modes",
         "RegularizeConfig",
         "RegularizeResult",
         "finetune_preset",

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
+from analysis.finetune import DEFINITIONS, EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.intervals import t_interval
 from memenv.errors import UsageError
 
@@ -122,6 +122,54 @@ def run_study(
     """
     runs_dir = Path(runs_dir)
     sources = train_bases(study, runs_dir, progress)
+    return finetune_sources(
+        study, sources, runs_dir, progress=progress, on_seed_done=on_seed_done, log=log
+    )
+
+
+def member_sources(run_dir: str | Path, n_seeds: int) -> tuple[str, dict[tuple[str, int], Any]]:
+    """Members ``0 .. n_seeds - 1`` of a trained ensemble run as the study's base networks:
+    ``(cell, {(cell, k): (run_dir, k)})`` (what `train_bases` returns for ``ensemble=True``).
+
+    Raises:
+        UsageError: ``run_dir`` is no finished run, or has fewer than ``n_seeds`` members.
+    """
+    from agents.config import TrainConfig
+    from memenv.errors import MissingFileError
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.pt").is_file() or not (run_dir / "config.json").is_file():
+        raise MissingFileError(f"{run_dir} holds no finished run (no model.pt / config.json)")
+    config = TrainConfig.from_json(run_dir / "config.json")
+    if config.n_members < n_seeds:
+        what = "a single network" if config.n_members == 1 else f"{config.n_members} members"
+        raise UsageError(
+            f"seeds {n_seeds} needs an ensemble run of at least {n_seeds} members; {run_dir} "
+            f"has {what} (train one with memenv train --members {n_seeds})"
+        )
+    return config.cell, {(config.cell, k): (run_dir, k) for k in range(n_seeds)}
+
+
+def finetune_sources(
+    study: StudyConfig,
+    sources: dict[tuple[str, int], Any],
+    runs_dir: str | Path,
+    *,
+    progress: bool = True,
+    on_seed_done: Callable[[list[dict[str, Any]]], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Fine-tunes every base network ``sources[cell, seed] = (run_dir, member)`` once per mode
+    of ``study`` into ``runs_dir/finetune/<cell>-s<seed>-<mode>/``; returns one record per
+    fine-tuning (`analysis.finetune.RegularizeResult.to_dict` with ``cell``, ``seed``,
+    ``mode``).
+
+    The fine-tunings of one base network share its trial seed (``seed``) and its
+    before-evaluation (``runs_dir/before/<cell>-s<seed>.json``), so the modes are compared
+    paired. The fine-tuning preset is read for each source's data set."""
+    from agents.config import TrainConfig
+
+    runs_dir = Path(runs_dir)
     records = []
     jobs = [(cell, seed, mode) for seed in range(study.n_seeds) for cell in study.cells
             for mode in study.modes]  # fmt: skip
@@ -136,7 +184,8 @@ def run_study(
         }  # fmt: skip
         if mode == "control":
             overrides["lam"] = None  # the control's weight is 0 by definition
-        config = finetune_preset(study.finetune, mode=mode, **overrides)
+        dataset = TrainConfig.from_json(Path(source) / "config.json").dataset
+        config = finetune_preset(study.finetune, dataset, mode=mode, **overrides)
         result = regularize_run(
             source, config, runs_dir / "finetune" / f"{cell}-s{seed}-{mode}", member=member,
             progress=False, figures=False,
@@ -196,6 +245,8 @@ def study_table(records: list[dict[str, Any]]) -> dict[str, Any]:
                 "slow_speed_after": _mean(slow_a),
                 "penalty_first": _mean([by[cell, mode, s]["penalty_first"] for s in have]),
                 "penalty_last": _mean([by[cell, mode, s]["penalty_last"] for s in have]),
+                "penalty_before": _mean([by[cell, mode, s].get("penalty_before") for s in have]),
+                "penalty_after": _mean([by[cell, mode, s].get("penalty_after") for s in have]),
             }
             paired = [s for s in have if (cell, "control", s) in by]
             if mode != "control" and len(paired) >= 2:
@@ -237,13 +288,17 @@ def table_markdown(table: dict[str, Any], delays: list[int] | None = None) -> st
     index = [all_delays.index(d) for d in delays]
     lines = []
     for cell, entry in table["cells"].items():
+        with_s = any(
+            entry[m].get("penalty_after") is not None for m in MODES if m in entry
+        )  # results made before S was measured have no S column
         lines += [
             f"### {cell.upper()} ({entry['before']['n_seeds']} seeds)",
             "",
             "| mode | "
             + " | ".join(f"delay {d}" for d in delays)
-            + " | q at anchors before -> after | slow-point q before -> after |",
-            "|---|" + "---:|" * len(delays) + "---|---|",
+            + " | q at anchors before -> after | slow-point q before -> after |"
+            + (" S before -> after |" if with_s else ""),
+            "|---|" + "---:|" * len(delays) + "---|---|" + ("---|" if with_s else ""),
         ]
         rows = [("before fine-tuning", entry["before"])] + [
             (m, entry[m]) for m in MODES if m in entry
@@ -264,7 +319,17 @@ def table_markdown(table: dict[str, Any], delays: list[int] | None = None) -> st
                 if "slow_speed_after" in row
                 else ""
             )
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {speed} | {slow} |")
+            penalty = (
+                f" {_g(row['penalty_before'])} -> {_g(row['penalty_after'])} |"
+                if "penalty_after" in row
+                else " |"
+            )
+            lines.append(
+                f"| {name} | "
+                + " | ".join(cells)
+                + f" | {speed} | {slow} |"
+                + (penalty if with_s else "")
+            )
         lines.append("")
         diffs = [(m, entry[m]) for m in MODES if m in entry and "minus_control" in entry[m]]
         if diffs:
@@ -290,16 +355,20 @@ def _p(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
-def plot_study(table: dict[str, Any]) -> Any:
+def plot_study(table: dict[str, Any], differences: bool = False) -> Any:
     """Accuracy vs delay after fine-tuning, one panel per cell, one curve per mode (and the
-    networks before fine-tuning), with 95% t-interval bands over seeds. Returns the Figure."""
+    networks before fine-tuning), with 95% t-interval bands over seeds; with ``differences``
+    a second row: each mode minus the control (paired by seed), mean and 95% t-interval.
+    Returns the Figure."""
     from matplotlib.figure import Figure
 
     from analysis.plots import style_delay_axes
 
     cells = list(table["cells"])
-    fig = Figure(figsize=(5.2 * len(cells), 4.0), layout="constrained")
-    axes = fig.subplots(1, len(cells), squeeze=False)[0]
+    rows = 2 if differences else 1
+    fig = Figure(figsize=(5.2 * len(cells), 4.0 * rows), layout="constrained")
+    grid = fig.subplots(rows, len(cells), squeeze=False)
+    axes = grid[0]
     delays = np.asarray(table["delays"])
     styles = {"before fine-tuning": ("0.3", "--"), "center": ("C0", "-"),
               "slow": ("C1", "-"), "control": ("C2", "-")}  # fmt: skip
@@ -316,13 +385,36 @@ def plot_study(table: dict[str, Any]) -> Any:
             ax.fill_between(delays, low, acc["ci_high"], color=color, alpha=0.15, lw=0)
         title = f"{cell.upper()}: {entry['before']['n_seeds']} seeds, mean and 95% CI"
         style_delay_axes(ax, 19, title)
+    for ax, cell in zip(grid[1], cells, strict=True) if differences else ():
+        entry = table["cells"][cell]
+        ax.axhline(0.0, color="0.3", lw=1)
+        for mode in MODES:
+            if mode not in entry or "minus_control" not in entry[mode]:
+                continue
+            color, line = styles[mode]
+            diff = entry[mode]["minus_control"]
+            ax.plot(delays, diff["mean"], line, color=color, marker="o", ms=3,
+                    label=f"{mode} - control")  # fmt: skip
+            ax.fill_between(delays, diff["ci_low"], diff["ci_high"], color=color, alpha=0.15, lw=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("delay (steps)")
+        ax.set_ylabel("accuracy difference to the control")
+        ax.set_title(f"{cell.upper()}: paired difference, mean and 95% CI")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
     return fig
 
 
 def write_report(
-    records: list[dict[str, Any]], report_dir: str | Path, meta: dict[str, Any]
+    records: list[dict[str, Any]],
+    report_dir: str | Path,
+    meta: dict[str, Any],
+    notes: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Path]:
-    """Writes ``results.json`` (every record), ``table.json``, ``table.md``, ``accuracy.png``."""
+    """Writes ``results.json`` (every record), ``table.json``, ``table.md`` (``notes``, one
+    paragraph each, at its end) and ``accuracy.png`` (accuracy and the paired difference to the
+    control per delay)."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     table = study_table(records)
@@ -343,27 +435,47 @@ def write_report(
         f"Commit: {meta.get('commit', 'unknown')}; machine: {meta.get('machine', '')}; "
         f"wall time {meta.get('wall_s', 'n/a')} s.",
         "",
-        "Accuracy on held-out images: mean over seeds [95% t-interval]. q at anchors: mean "
+        "Accuracy on held-out images: mean over seeds [95% t-interval]. Paired difference to "
+        "control: per seed (base network), the mode's accuracy minus the control's, both "
+        "fine-tuned from that network on the same trials; mean [95% t-interval] and the paired "
+        "(one-sample) t-test's p per delay. q at anchors: mean "
         "over classes of ||F(h*, x_bar) - h*||^2 at the fixed anchors h* of the mode "
         "(geometric-mean ratio after/before). Slow-point q: mean over classes of the speed of "
         "the slow point found from each network's own class centre (before: the base network; "
-        "after: the fine-tuned one).",
+        "after: the fine-tuned one). S: the penalty at the same anchors, its expected value "
+        "over noise frames (mean over seeds).",
+        "",
+        *[f"* {sentence}" for sentence in DEFINITIONS],
+        "",
         "",
     ]
-    paths["table"].write_text("\n".join(header) + table_markdown(table) + "\n")
-    plot_study(table).savefig(paths["figure"], dpi=120)
+    footer = "".join(f"\n{note}\n" for note in notes)
+    paths["table"].write_text("\n".join(header) + table_markdown(table) + "\n" + footer)
+    plot_study(table, differences=True).savefig(paths["figure"], dpi=120)
     return paths
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+def code_version() -> str:
+    """The commit of the memenv checkout this code runs from (git asked in the package's own
+    folder, not the working directory; ``+ uncommitted changes`` when dirty), or the package
+    version when the code is not the root of a git checkout (an installed copy)."""
+    from memenv import __version__
+
+    here = Path(__file__).resolve().parent
+
+    def git(*command: str) -> str:
+        done = subprocess.run(
+            ["git", *command], capture_output=True, text=True, check=True, cwd=here, timeout=10
         )
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
-        return out.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return done.stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != here.parent:
+            raise OSError("not this checkout")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return f"memenv {__version__} (not a git checkout)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     def report(records: list[dict[str, Any]], final: bool = False) -> dict[str, Path]:
         meta = {
             "command": "python -m analysis.regularize_study " + " ".join(argv or sys.argv[1:]),
-            "commit": _commit(),
+            "commit": code_version(),
             "machine": f"{platform.machine()}, {device}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} CPU threads",
             "wall_s": round(time.perf_counter() - started, 1),

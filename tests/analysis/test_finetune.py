@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 
+import numpy as np
 import pytest
 import torch
 
 from agents.checkpoint import load_model
 from analysis.finetune import (
+    DEFINITIONS,
+    PENALTY_SEED,
     RegularizeConfig,
+    expected_penalty,
     finetune_preset,
+    regularize_modes,
     regularize_run,
     train_with_speed_penalty,
 )
@@ -169,3 +175,287 @@ def test_the_command_trains_from_scratch_with_the_penalty(tmp_path, mnist_root, 
     assert f"wrote {run_dir}/ (4 steps with the speed penalty" in capsys.readouterr().out
     penalty = json.loads((run_dir / "penalty.json").read_text())
     assert (penalty["mode"], penalty["recompute_every"], penalty["lam"]) == ("center", 2, 1e-3)
+
+
+# ------------------------------------------------------------------ the control, S and q
+CLI_SMALL = [
+    "--steps", "4", "--lr", "0.01", "--noise-draws", "2", "--eval-trials", "10", "--lam", "1",
+    "--no-progress", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture
+def tiny_ensemble(tmp_path, mnist_root):
+    """A finished 12-step ensemble of three GRU-6 networks."""
+    from agents.config import TrainConfig
+    from agents.trainer import train
+
+    config = TrainConfig(
+        data_root=str(mnist_root), cell="gru", hidden_size=6, batch_size=8, total_steps=12,
+        lr=1e-2, lr_decay_step=None, checkpoint_every=4, log_every=4, device="cpu", n_members=3,
+    )  # fmt: skip
+    run_dir = tmp_path / "ensemble"
+    train(config, run_dir, progress=False)
+    return run_dir
+
+
+def _accuracy(path):
+    data = json.loads(path.read_text())
+    return np.asarray(data["accuracy"], dtype=float)[0]
+
+
+def _weight_dependent_evaluation(model, task, config, path):
+    """Stands in for `analysis.finetune._evaluate` (same caching): a tiny network answers no
+    trial correctly, so its accuracy is made a function of its weights instead; different
+    networks get different accuracies, the same network the same."""
+    from agents.evaluate import DelayAccuracy
+
+    if path.is_file():
+        return DelayAccuracy.load(path)
+    delays = np.array(sorted(set(config.eval_delays)))
+    n = config.eval_trials
+    weight = sum(float(p.detach().double().abs().sum()) for p in model.parameters())
+    correct = np.array([[int(weight * 1e5 * (i + 1)) % (n + 1) for i in range(len(delays))]])
+    result = DelayAccuracy(
+        delays, np.full(len(delays), n), correct, np.zeros((len(delays), 10), dtype=np.int64),
+        np.zeros((1, len(delays), 10), dtype=np.int64),
+    )  # fmt: skip
+    result.save(path)
+    return result
+
+
+def test_the_command_runs_the_control_by_default_and_reports_the_paired_difference(
+    tiny_run, every_trial_counts, tmp_path, capsys, monkeypatch
+):
+    import analysis.finetune as finetune
+    from memenv.cli import main
+
+    monkeypatch.setattr(finetune, "_evaluate", _weight_dependent_evaluation)
+    out = tmp_path / "pair"
+    source = _digest(tiny_run)
+    assert main(["regularize", str(tiny_run), "--out", str(out), *CLI_SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert _digest(tiny_run) == source
+    # both modes from the same source, the same trial seed and settings; lambda only differs
+    penalty = {m: json.loads((out / m / "penalty.json").read_text()) for m in ("center", "control")}
+    assert (penalty["center"]["lam"], penalty["control"]["lam"]) == (1.0, 0.0)
+    assert penalty["center"]["seed"] == penalty["control"]["seed"]
+    configs = {m: json.loads((out / m / "source.json").read_text()) for m in penalty}
+    assert {
+        k: v for k, v in configs["center"]["regularize"].items() if k not in ("mode", "lam")
+    } == {k: v for k, v in configs["control"]["regularize"].items() if k not in ("mode", "lam")}
+    # the same before-evaluation (same trials), and the difference is after(center) - after(control)
+    before = [_accuracy(out / m / "accuracy_before.json") for m in penalty]
+    np.testing.assert_array_equal(before[0], before[1])
+    diff = _accuracy(out / "center" / "accuracy_after.json") - _accuracy(
+        out / "control" / "accuracy_after.json"
+    )
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["modes"] == ["center", "control"] and comparison["n_networks"] == 1
+    np.testing.assert_allclose(comparison["minus_control"]["center"], diff)
+    assert (out / "accuracy.png").stat().st_size > 0
+    # the printed summary shows both modes, the difference per delay, n = 1, no member None
+    assert printed.startswith((out / "summary.md").read_text())
+    assert "| delay | before | center | control | center - control |" in printed
+    after = {m: _accuracy(out / m / "accuracy_after.json") for m in penalty}
+    assert np.ptp(diff) > 0  # the two fine-tunings differ, so a wrong sign or order would show
+    for i, d in enumerate(comparison["delays"]):
+        row = (
+            f"| {d} | {before[0][i]:.3f} | {after['center'][i]:.3f} | "
+            f"{after['control'][i]:.3f} | {diff[i]:+.3f} |"
+        )
+        assert row in printed
+    assert "n = 1 network" in printed and "no test" in printed and "--seeds" in printed
+    assert "(single network, step 12)" in printed and "member None" not in printed
+    for sentence in DEFINITIONS:
+        assert sentence in printed
+    assert "center/" in printed and "control/" in printed
+
+
+def test_a_single_mode_says_no_control_was_run(tiny_run, every_trial_counts, tmp_path, capsys):
+    from memenv.cli import main
+
+    out = tmp_path / "one"
+    assert (
+        main(["regularize", str(tiny_run), "--mode", "center", "--out", str(out), *CLI_SMALL]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "no control was run" in printed
+    assert "compare with a control" in (out / "summary.md").read_text()
+    assert not (out / "control").exists() and (out / "model.pt").is_file()
+    # --modes with one name is the same as --mode
+    args = _parse([str(tiny_run), "--modes", "slow"])
+    assert (args.modes, args.mode) == (("slow",), None)
+    assert main(["regularize", str(tiny_run), "--mode", "center", "--modes", "control"]) == 2
+    assert "give --mode or --modes, not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["regularize", str(tiny_run), "--modes", "center,sideways"])
+    assert "unknown name(s) 'sideways'" in capsys.readouterr().err
+
+
+def test_the_default_preset_is_train_s_default(tiny_run, every_trial_counts, tmp_path):
+    from memenv.cli import main
+
+    assert _parse([str(tiny_run)]).preset == "fast"
+    common = ["--mode", "control", "--steps", "2", "--no-eval", "--no-progress", "--device", "cpu"]
+    assert main(["regularize", str(tiny_run), "--out", str(tmp_path / "f"), *common]) == 0
+    assert main(["regularize", str(tiny_run), "--out", str(tmp_path / "p"), "--preset", "paper",
+                 *common]) == 0  # fmt: skip
+    lr = {n: json.loads((tmp_path / n / "regularize.json").read_text())["config"]["lr"]
+          for n in ("f", "p")}  # fmt: skip
+    assert lr == {"f": 1e-4, "p": 1e-5}
+
+
+def test_a_member_is_named_in_the_summary(tiny_ensemble, every_trial_counts, tmp_path, capsys):
+    from memenv.cli import main
+
+    assert main(["regularize", str(tiny_ensemble), "--mode", "control"]) == 2
+    assert "--member K, or members 0..N-1 with --seeds N" in capsys.readouterr().err
+    out = tmp_path / "m1"
+    argv = ["regularize", str(tiny_ensemble), "--mode", "control", "--member", "1", "--steps", "2",
+            "--no-eval", "--no-progress", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "(member 1, step 12)" in (out / "summary.md").read_text()
+    assert main([*argv[:4], "--member", "3", *argv[6:]]) == 2
+    assert "--member must be < 3" in capsys.readouterr().err
+
+
+def test_seeds_fine_tunes_members_and_tests_the_difference(
+    tiny_ensemble, every_trial_counts, tmp_path, capsys, monkeypatch
+):
+    import analysis.finetune as finetune
+    from memenv.cli import main
+
+    monkeypatch.setattr(finetune, "_evaluate", _weight_dependent_evaluation)
+
+    out = tmp_path / "seeds"
+    argv = ["regularize", str(tiny_ensemble), "--seeds", "2", "--out", str(out), *CLI_SMALL]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    records = {}
+    for k in (0, 1):
+        for mode in ("center", "control"):
+            folder = out / "finetune" / f"gru-s{k}-{mode}"
+            assert json.loads((folder / "source.json").read_text())["source"]["member"] == k
+            records[k, mode] = json.loads((folder / "regularize.json").read_text())
+    assert not (out / "finetune" / "gru-s2-center").exists()
+    delays = sorted(int(d) for d in records[0, "center"]["accuracy_after"])
+    diff = np.array([[records[k, "center"]["accuracy_after"][str(d)]
+                      - records[k, "control"]["accuracy_after"][str(d)] for d in delays]
+                     for k in (0, 1)])  # fmt: skip
+    table = json.loads((out / "table.json").read_text())
+    row = table["cells"]["gru"]["center"]
+    np.testing.assert_allclose(row["minus_control"]["mean"], diff.mean(axis=0))
+    from scipy import stats
+
+    spread = np.ptp(diff, axis=0) > 0
+    assert spread.any()
+    for i in np.flatnonzero(spread):  # the paired t-test per delay
+        p_value = stats.ttest_1samp(diff[:, i], 0.0).pvalue
+        assert row["minus_control_p"][i] == pytest.approx(p_value)
+        assert f"p={p_value:.2g}" in printed
+    assert "### GRU (2 seeds)" in printed and "| center - control |" in printed
+    assert "Long-delay test (the same as `memenv reproduce`'s claim (e))" in printed
+    long = np.asarray(delays) >= 100  # the long delays of the test
+    found = re.search(r"center - control ([+-]\d\.\d{3}) over 2 seeds, p=", printed)
+    assert found and float(found.group(1)) == pytest.approx(diff[:, long].mean(), abs=6e-4)
+    assert "members 0..1 of" in printed
+    for sentence in DEFINITIONS:
+        assert sentence in printed
+    assert (out / "accuracy.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--seeds", "5"], "at least 5 members"),
+        (["--seeds", "1"], "--seeds must be >= 2"),
+        (["--seeds", "2", "--member", "0"], "it takes no --member"),
+        (["--seeds", "2", "--seed", "3"], "it takes no --seed"),
+        (["--seeds", "2", "--no-eval"], "it takes no --no-eval"),
+    ],
+)
+def test_seeds_refuses_what_it_cannot_do(tiny_ensemble, capsys, extra, match):
+    from memenv.cli import main
+
+    assert main(["regularize", str(tiny_ensemble), *extra]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_seeds_needs_an_ensemble(tiny_run, capsys):
+    from memenv.cli import main
+
+    assert main(["regularize", str(tiny_run), "--seeds", "2"]) == 2
+    assert "has a single network" in capsys.readouterr().err
+
+
+def test_s_is_the_penalty_s_expectation_and_q_the_mean_frame_speed(
+    tiny_run, every_trial_counts, tmp_path
+):
+    from agents.config import TrainConfig
+    from analysis.regularizer import SpeedPenalty
+    from memenv import DelayedRecallTask
+
+    config = RegularizeConfig(mode="center", lam=1.0, **SMALL)
+    result = regularize_run(tiny_run, config, tmp_path / "reg", progress=False)
+    model = load_model(tiny_run)
+    train_config = TrainConfig.from_json(tiny_run / "config.json")
+    task = DelayedRecallTask(train_config.task_config(), root=train_config.data_root)
+    anchors, n = result.anchors, 100
+    # S, directly: the sum over anchors and frames of ||F(h*, x) - h*||^2 (GRU: phi = identity),
+    # frames drawn as the penalty draws them (anchor k gets frames k*n .. k*n + n - 1)
+    generator = torch.Generator().manual_seed(PENALTY_SEED)
+    valid = anchors.states[anchors.valid]
+    frames = task.noise((len(valid) * n, task.obs_dim), generator)
+    frames[:, -1] = 0.0
+    total = 0.0
+    with torch.no_grad():
+        for k, state in enumerate(valid):
+            h = torch.as_tensor(state, dtype=torch.float32)[None].repeat(n, 1)
+            stepped = model.transition(h, frames[k * n : (k + 1) * n])
+            total += float((stepped - h).square().sum())
+    expected = total * config.n_noise / n
+    assert result.penalty_before == pytest.approx(expected, rel=1e-5)
+    assert expected_penalty(model, anchors, task, config.n_noise) == pytest.approx(expected)
+    # it is the penalty's own S: an n_noise-frame draw of SpeedPenalty averages to it
+    probe = SpeedPenalty(anchors, task, 0.0, n_noise=n, seed=PENALTY_SEED)
+    with torch.no_grad():
+        drawn = float(probe.speed_sum(model, probe.noise(torch.device("cpu"))))
+    assert drawn == pytest.approx(total)
+    # q: the speed under the mean frame, not under noise
+    mean_frame = torch.as_tensor(task.mean_frame, dtype=torch.float32)[None]
+    with torch.no_grad():
+        h = torch.as_tensor(valid, dtype=torch.float32)
+        q = (model.transition(h, mean_frame.expand(len(valid), -1)) - h).square().sum(dim=1)
+    np.testing.assert_allclose(result.speeds_before[anchors.valid], q.numpy(), rtol=1e-4)
+    # the summary reports these numbers next to the definitions
+    text = (tmp_path / "reg" / "summary.md").read_text()
+    assert f"{expected:.4g} -> {result.penalty_after:.4g}" in text
+    assert f"{q.mean().item():.4g} -> " in text
+    for sentence in DEFINITIONS:
+        assert sentence in text
+    saved = json.loads((tmp_path / "reg" / "regularize.json").read_text())
+    assert saved["penalty_before"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_output_directory_of_other_settings_is_refused(tiny_run, every_trial_counts, tmp_path):
+    small = {**SMALL, "evaluate": False}
+    regularize_run(tiny_run, RegularizeConfig(mode="control", **small), tmp_path / "c")
+    with pytest.raises(ValueError, match=r"other settings: total_steps 6 \(now 8\)"):
+        regularize_run(
+            tiny_run,
+            RegularizeConfig(mode="control", **{**small, "total_steps": 8}),
+            tmp_path / "c",
+        )
+    # the device may differ between calls (and a finished directory is read back)
+    regularize_run(tiny_run, RegularizeConfig(mode="control", **{**small, "device": "auto"}),
+                   tmp_path / "c")  # fmt: skip
+
+
+def test_regularize_modes_gives_the_control_lambda_zero(tiny_run, every_trial_counts, tmp_path):
+    config = RegularizeConfig(mode="center", lam=0.5, **{**SMALL, "evaluate": False})
+    comparison = regularize_modes(tiny_run, config, ("control", "center"), tmp_path / "cmp",
+                                  progress=False)  # fmt: skip
+    assert {m: r.lam for m, r in comparison.results.items()} == {"control": 0.0, "center": 0.5}
+    assert comparison.differences == {} and comparison.delays == []
+    assert "## Speeds at the anchors" in (tmp_path / "cmp" / "summary.md").read_text()

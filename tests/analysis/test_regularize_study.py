@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from analysis.regularize_study import StudyConfig, run_study, study_table, write_report
+from analysis.finetune import DEFINITIONS
+from analysis.regularize_study import (
+    StudyConfig,
+    member_sources,
+    plot_study,
+    run_study,
+    study_table,
+    write_report,
+)
 
 
 def _study(mnist_root, ensemble: bool) -> StudyConfig:
@@ -38,11 +46,21 @@ def test_the_study_runs_resumes_and_reports(tmp_path, mnist_root, every_trial_co
         pair = [r for r in records if r["seed"] == seed]
         assert pair[0]["accuracy_before"] == pair[1]["accuracy_before"]
 
-    paths = write_report(records, tmp_path / "report", {"command": "test", "commit": "abc"})
+    paths = write_report(
+        records, tmp_path / "report", {"command": "test", "commit": "abc"}, notes=["A note."]
+    )
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
     text = paths["table"].read_text()
     assert "### GRU (2 seeds)" in text and "center - control" in text
+    assert text.rstrip().endswith("A note.")
+    for sentence in DEFINITIONS:  # what S and q are, and why they can disagree
+        assert sentence in text
+    # S, the penalty at the anchors before and after (mean over seeds), in its own column
+    assert "| S before -> after |" in text
+    s_before = np.mean([r["penalty_before"] for r in records if r["mode"] == "center"])
+    s_after = np.mean([r["penalty_after"] for r in records if r["mode"] == "center"])
+    assert f"| {s_before:.3g} -> {s_after:.3g} |" in text
     table = json.loads(paths["table_json"].read_text())
     center = table["cells"]["gru"]["center"]
     acc = np.array([[r["accuracy_after"][d] for d in ("4", "30")] for r in records
@@ -72,3 +90,52 @@ def test_bad_study_settings_raise():
         StudyConfig(n_seeds=0)
     with pytest.raises(ValueError, match="modes must be among"):
         StudyConfig(modes=("center", "sideways"))
+
+
+def _records(diffs_sxd, delays=(4, 100)):
+    """Hand-made records of one cell: control at 0.5, center at 0.5 + diff, per seed."""
+    records = []
+    for seed, diffs in enumerate(diffs_sxd):
+        for mode, values in (
+            ("control", [0.5] * len(delays)),
+            ("center", [0.5 + d for d in diffs]),
+        ):
+            records.append({
+                "cell": "gru", "seed": seed, "mode": mode,
+                "accuracy_before": {str(d): 0.4 for d in delays},
+                "accuracy_after": {str(d): v for d, v in zip(delays, values, strict=True)},
+                "mean_speed_before": 1.0, "mean_speed_after": 0.5,
+                "penalty_first": None, "penalty_last": None,
+            })  # fmt: skip
+    return records
+
+
+def test_the_figure_shows_the_paired_difference_per_delay():
+    table = study_table(_records([[0.1, 0.2], [0.3, 0.0], [0.2, 0.1]]))
+    center = table["cells"]["gru"]["center"]
+    np.testing.assert_allclose(center["minus_control"]["mean"], [0.2, 0.1])
+    assert len(plot_study(table).axes) == 1  # the reproduction's figure: accuracy only
+    fig = plot_study(table, differences=True)
+    assert len(fig.axes) == 2
+    lower = fig.axes[1]
+    (line,) = [ln for ln in lower.get_lines() if ln.get_label() == "center - control"]
+    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.1])
+    np.testing.assert_allclose(line.get_xdata(), [4, 100])
+
+
+def test_member_sources_are_the_ensemble_members(tmp_path, mnist_root):
+    from agents.config import TrainConfig
+    from agents.trainer import train
+
+    config = TrainConfig(
+        data_root=str(mnist_root), hidden_size=4, batch_size=4, total_steps=2, lr_decay_step=None,
+        checkpoint_every=2, log_every=2, device="cpu", n_members=2, cell="lstm",
+    )  # fmt: skip
+    train(config, tmp_path / "ens", progress=False)
+    cell, sources = member_sources(tmp_path / "ens", 2)
+    assert cell == "lstm"
+    assert sources == {("lstm", 0): (tmp_path / "ens", 0), ("lstm", 1): (tmp_path / "ens", 1)}
+    with pytest.raises(ValueError, match="at least 3 members; .* has 2 members"):
+        member_sources(tmp_path / "ens", 3)
+    with pytest.raises(FileNotFoundError, match="no finished run"):
+        member_sources(tmp_path / "none", 2)
