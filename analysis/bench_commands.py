@@ -22,12 +22,12 @@ import os
 import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from analysis.provenance import NOT_A_CHECKOUT, code_version, commit_label
 from memenv.cli_args import apply_threads, device, int_list, positive_float, positive_int
 from memenv.errors import UsageError
 
@@ -301,50 +301,8 @@ def canonical_command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-NOT_A_CHECKOUT = "not a git checkout"
-
-
-def code_version(source: str | Path | None = None) -> dict[str, Any]:
-    """The commit of the code that runs: git is asked in the package's own folder
-    (``Path(analysis.__file__).parent``, or ``source``), not in the working directory, and only
-    when that folder is the ``analysis`` folder of a checkout's root (an installed copy inside
-    some other repository, e.g. a virtual environment there, is not that repository's code).
-
-    Returns:
-        ``{"commit": sha or None, "working_tree_modified": bool or None, "code_dir": folder}``;
-        None when the code is not a git checkout (`commit_label` says so).
-    """
-    import analysis
-
-    folder = Path(source if source is not None else Path(analysis.__file__).parent).resolve()
-    info: dict[str, Any] = {"commit": None, "working_tree_modified": None, "code_dir": str(folder)}
-    top = _git(folder, "rev-parse", "--show-toplevel")
-    if top is None or Path(top).resolve() != folder.parent:
-        return info
-    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
-    info["commit"] = _git(folder, "rev-parse", "HEAD")
-    info["working_tree_modified"] = None if status is None else bool(status)
-    return info
-
-
 def _run_commit(result) -> str:
     return commit_label(result.meta["commit"]) if "commit" in result.meta else "not recorded"
-
-
-def commit_label(commit: str | None) -> str:
-    """A commit as the report writes it: its hash, or `NOT_A_CHECKOUT` for None."""
-    return NOT_A_CHECKOUT if commit is None else commit
-
-
-def _git(folder: Path, *command: str) -> str | None:
-    """Output of a git command run in ``folder``, or None (not a repository, no git)."""
-    try:
-        done = subprocess.run(
-            ["git", *command], cwd=folder, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
 
 
 def run_metadata(args, protocol, wall_s: float, results, code: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -456,26 +455,10 @@ def write_report(
 
 
 def code_version() -> str:
-    """The commit of the memenv checkout this code runs from (git asked in the package's own
-    folder, not the working directory; ``+ uncommitted changes`` when dirty), or the package
-    version when the code is not the root of a git checkout (an installed copy)."""
-    from memenv import __version__
+    """The commit of the memenv checkout this code runs from (`analysis.provenance`)."""
+    from analysis.provenance import short_commit
 
-    here = Path(__file__).resolve().parent
-
-    def git(*command: str) -> str:
-        done = subprocess.run(
-            ["git", *command], capture_output=True, text=True, check=True, cwd=here, timeout=10
-        )
-        return done.stdout.strip()
-
-    try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != here.parent:
-            raise OSError("not this checkout")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-        return git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return f"memenv {__version__} (not a git checkout)"
+    return short_commit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,6 @@ import dataclasses
 import json
 import math
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -673,15 +672,10 @@ def _machine(device: str) -> str:
 
 
 def commit() -> str:
-    """The short commit of the working tree (with a note when it has uncommitted changes)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
+    """The short commit of the code that runs (`analysis.provenance.short_commit`)."""
+    from analysis.provenance import short_commit
+
+    return short_commit()
 
 
 def write_report(

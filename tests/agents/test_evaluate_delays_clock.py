@@ -15,11 +15,12 @@ from torch import nn
 from agents.evaluate import batch_correct, evaluate_delays
 from agents.protocol import N_OUTPUTS, check_agent
 from memenv import DelayedRecallTask
+from tests.protocol_models import ImagePoolModel
 
 NOT_SEEN = -1.0
 
 
-class ClockNetwork(nn.Module):
+class ClockNetwork(ImagePoolModel):
     """A recurrent network that knows the image pool and counts steps since the image.
 
     State ``[B, 3]``: ``(steps since the image or -1 before it, class of the image, trigger of
@@ -31,12 +32,8 @@ class ClockNetwork(nn.Module):
     """
 
     def __init__(self, task: DelayedRecallTask, answer_delay: int) -> None:
-        super().__init__()
-        pool = torch.as_tensor(task.images.images_nxp, dtype=torch.float32) / 255
-        self.register_buffer("pool_nxp", pool)
-        self.n_per_class = task.images.n_per_class
+        super().__init__(task)
         self.answer_delay = float(answer_delay)
-        self.unused = nn.Parameter(torch.zeros(()))  # gives the network a device and dtype
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         state = self.unused.new_zeros(batch_size, 3)
@@ -44,15 +41,10 @@ class ClockNetwork(nn.Module):
         return state
 
     def transition(self, state: torch.Tensor, x_bxd: torch.Tensor) -> torch.Tensor:
-        pixels_bxp = x_bxd[:, :-1].to(self.pool_nxp.dtype)
-        distance_bxn = torch.cdist(
-            pixels_bxp, self.pool_nxp, compute_mode="donot_use_mm_for_euclid_dist"
-        )
-        nearest, index = distance_bxn.min(dim=1)
-        is_image = nearest < 1e-3
+        is_image, image_class = self.match_image(x_bxd)
         counter = torch.where(state[:, 0] == NOT_SEEN, state[:, 0], state[:, 0] + 1)
         counter = torch.where(is_image, torch.zeros_like(counter), counter)
-        label = torch.where(is_image, (index // self.n_per_class).to(state.dtype), state[:, 1])
+        label = torch.where(is_image, image_class.to(state.dtype), state[:, 1])
         return torch.stack([counter, label, x_bxd[:, -1].to(state.dtype)], dim=1)
 
     def readout(self, state: torch.Tensor) -> torch.Tensor:
@@ -60,15 +52,6 @@ class ClockNetwork(nn.Module):
         on_time = (state[:, 2] == 1.0) & (state[:, 0] == self.answer_delay)
         answer = torch.where(on_time, label + 1, (label + 1) % 10 + 1)
         return 10.0 * nn.functional.one_hot(answer, N_OUTPUTS).to(state.dtype)
-
-    def forward(self, obs_bxtxd: torch.Tensor, state: torch.Tensor | None = None):
-        if state is None:
-            state = self.initial_state(obs_bxtxd.shape[0])
-        logits = []
-        for t in range(obs_bxtxd.shape[1]):
-            state = self.transition(state, obs_bxtxd[:, t])
-            logits.append(self.readout(state))
-        return torch.stack(logits, dim=1), state
 
 
 @pytest.mark.parametrize("t_stim", [0, 3, None], ids=["t_stim=0", "t_stim=3", "t_stim=random"])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tests.protocol_models import StepwiseModel
+
 N_OUTPUTS = 11
 
 
-class CellModel(nn.Module):
+class CellModel(StepwiseModel):
     """A torch RNN cell (GRUCell / LSTMCell / RNNCell) behind the memenv model protocol."""
 
     def __init__(self, cell: nn.Module, n_hidden: int) -> None:
@@ -32,17 +34,8 @@ class CellModel(nn.Module):
         h_bxn = state[0] if self.is_lstm else state
         return self.head(h_bxn)
 
-    def forward(self, obs_bxtxd, state=None):
-        if state is None:
-            state = self.initial_state(obs_bxtxd.shape[0])
-        logits = []
-        for t in range(obs_bxtxd.shape[1]):
-            state = self.transition(state, obs_bxtxd[:, t])
-            logits.append(self.readout(state))
-        return torch.stack(logits, dim=1), state
 
-
-class LinearRNN(nn.Module):
+class LinearRNN(StepwiseModel):
     """``h' = A h + B x + b``: fixed point ``(I - A)^-1 (B x + b)``, Jacobian ``A``."""
 
     def __init__(self, a_nxn: torch.Tensor, b_nxd: torch.Tensor, bias_n: torch.Tensor) -> None:
@@ -60,15 +53,6 @@ class LinearRNN(nn.Module):
 
     def readout(self, state):
         return self.head(state)
-
-    def forward(self, obs_bxtxd, state=None):
-        if state is None:
-            state = self.initial_state(obs_bxtxd.shape[0])
-        logits = []
-        for t in range(obs_bxtxd.shape[1]):
-            state = self.transition(state, obs_bxtxd[:, t])
-            logits.append(self.readout(state))
-        return torch.stack(logits, dim=1), state
 
 
 def zero_recurrent_gru(n_hidden: int, n_input: int, seed: int = 0) -> CellModel:
@@ -114,7 +98,7 @@ def lstm_fixed_point(model: CellModel, x_d: torch.Tensor):
     return h_star, c_star, torch.cat([f, torch.zeros_like(f)])
 
 
-class TanhRNN(nn.Module):
+class TanhRNN(StepwiseModel):
     """``h' = tanh(W h + U x + b)`` with a hand-set readout; the state is ``h [B, N]``."""
 
     def __init__(self, w_nxn: torch.Tensor, u_nxd: torch.Tensor, b_n: torch.Tensor) -> None:
@@ -132,15 +116,6 @@ class TanhRNN(nn.Module):
 
     def readout(self, state):
         return self.head(state)
-
-    def forward(self, obs_bxtxd, state=None):
-        if state is None:
-            state = self.initial_state(obs_bxtxd.shape[0])
-        logits = []
-        for t in range(obs_bxtxd.shape[1]):
-            state = self.transition(state, obs_bxtxd[:, t])
-            logits.append(self.readout(state))
-        return torch.stack(logits, dim=1), state
 
 
 def pitchfork_rnn(gain: float, n_input: int = 3) -> TanhRNN:

@@ -8,7 +8,6 @@ import torch
 from agents.authors import AuthorsEnsemble, AuthorsModel
 from analysis.jacobians import closed_form_jacobian
 from analysis.protocol import FlatDynamics
-from analysis.search import newton_search
 
 
 def _pair(model, **options) -> tuple[FlatDynamics, FlatDynamics]:
@@ -27,17 +26,6 @@ def test_other_authors_models_fall_back_to_autograd():
     assert FlatDynamics(Overridden("lstm", 12, 5)).step_jacobian is None
     ensemble = AuthorsEnsemble.build([0, 1], cell="gru", hidden_size=4, dataset=None, obs_dim=6)
     assert closed_form_jacobian(ensemble) is None
-
-
-def test_newton_search_is_the_same_with_either_jacobian():
-    torch.manual_seed(2)
-    closed, automatic = _pair(AuthorsModel("gru", 12, 10))
-    start_bxn = 0.5 * torch.randn(8, closed.n_state, dtype=torch.float64)
-    x_1xd = torch.randn(1, 12, dtype=torch.float64)
-    a = newton_search(closed, start_bxn, x_1xd, max_iterations=20)
-    b = newton_search(automatic, start_bxn, x_1xd, max_iterations=20)
-    torch.testing.assert_close(a.states_bxn, b.states_bxn, rtol=0, atol=1e-9)
-    assert torch.equal(a.iterations_b, b.iterations_b)
 
 
 def test_flat_dynamics_sees_h_and_c_of_the_authors_lstm():

@@ -12,6 +12,7 @@ from torch import nn
 
 from analysis.centers import ClassCenters, class_centers, state_trajectories
 from memenv import DelayedRecallTask, TaskConfig
+from tests.protocol_models import ImagePoolModel
 
 N_HIDDEN = 3  # trigger_reader's units
 
@@ -50,7 +51,7 @@ def test_image_is_shown_at_t0_and_noise_follows(task):
         assert np.isclose(image_mean, per_class_means[label], atol=1e-6).any()
 
 
-class FrameCounter(nn.Module):
+class FrameCounter(ImagePoolModel):
     """Counts the frames it is shown and notes at which one the image came.
 
     State ``[B, 4]``: ``(frames seen, index of the image frame or -1, image frames seen, class of
@@ -59,32 +60,20 @@ class FrameCounter(nn.Module):
     counts as correct and every class has a centre.
     """
 
-    def __init__(self, task: DelayedRecallTask) -> None:
-        super().__init__()
-        pool = torch.as_tensor(task.images.images_nxp, dtype=torch.float32) / 255
-        self.register_buffer("pool_nxp", pool)
-        self.n_per_class = task.images.n_per_class
-        self.unused = nn.Parameter(torch.zeros(()))  # gives the model a device and dtype
-
     def initial_state(self, batch_size: int) -> torch.Tensor:
         state = self.unused.new_zeros(batch_size, 4)
         state[:, 1] = -1.0
         return state
 
     def transition(self, state: torch.Tensor, x_bxd: torch.Tensor) -> torch.Tensor:
-        pixels_bxp = x_bxd[:, :-1].to(self.pool_nxp.dtype)
-        distance_bxn = torch.cdist(
-            pixels_bxp, self.pool_nxp, compute_mode="donot_use_mm_for_euclid_dist"
-        )
-        nearest, index = distance_bxn.min(dim=1)
-        is_image = nearest < 1e-3
+        is_image, image_class = self.match_image(x_bxd)
         frames, image_at, n_images, label = state.unbind(dim=1)
         return torch.stack(
             [
                 frames + 1,
                 torch.where(is_image, frames, image_at),  # frames seen before = this frame's index
                 n_images + is_image.to(state.dtype),
-                torch.where(is_image, (index // self.n_per_class).to(state.dtype), label),
+                torch.where(is_image, image_class.to(state.dtype), label),
             ],
             dim=1,
         )
@@ -92,15 +81,6 @@ class FrameCounter(nn.Module):
     def readout(self, state: torch.Tensor) -> torch.Tensor:
         answer = state[:, 3].long() + 1
         return nn.functional.one_hot(answer, 11).to(state.dtype)
-
-    def forward(self, obs_bxtxd: torch.Tensor, state: torch.Tensor | None = None):
-        if state is None:
-            state = self.initial_state(obs_bxtxd.shape[0])
-        logits = []
-        for t in range(obs_bxtxd.shape[1]):
-            state = self.transition(state, obs_bxtxd[:, t])
-            logits.append(self.readout(state))
-        return torch.stack(logits, dim=1), state
 
 
 def test_settle_steps_default_to_the_authors_15():

@@ -77,9 +77,10 @@ def test_other_models_fall_back_to_autograd():
     assert FlatDynamics(Overridden("gru", 12, 5)).step_jacobian is None
 
 
-def test_newton_search_is_the_same_with_either_jacobian():
+@pytest.mark.parametrize("family", [RecurrentModel, AuthorsModel], ids=lambda f: f.__name__)
+def test_newton_search_is_the_same_with_either_jacobian(family):
     torch.manual_seed(2)
-    closed, automatic = _pair(RecurrentModel("gru", 12, 10))
+    closed, automatic = _pair(family("gru", 12, 10))
     start_bxn = 0.5 * torch.randn(8, closed.n_state, dtype=torch.float64)
     x_1xd = torch.randn(1, 12, dtype=torch.float64)
     a = newton_search(closed, start_bxn, x_1xd, max_iterations=20)

@@ -18,14 +18,6 @@ from analysis.bench_report import aggregate, plot_bench, t_interval
 from memenv import DelayedRecallTask, TaskConfig
 
 
-@pytest.fixture
-def tiny_protocol(mnist_root) -> BenchProtocol:
-    return BenchProtocol(
-        seeds=(0,), hidden_size=8, total_steps=4, batch_size=8, data_root=str(mnist_root),
-        device="cpu", n_trials=10, eval_batch_size=10, anchor_trials=2,
-    )  # fmt: skip
-
-
 def test_fast_protocol_delays():
     protocol = BenchProtocol()
     assert protocol.trained_delays == (4, 19)

@@ -13,7 +13,7 @@ import pytest
 
 import analysis
 from analysis import bench
-from analysis.bench import BenchArchitecture, BenchProtocol, RunResult
+from analysis.bench import BenchArchitecture, RunResult
 from analysis.bench_commands import (
     NOT_A_CHECKOUT,
     add_bench_arguments,
@@ -31,14 +31,6 @@ def _args(argv):
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser)
     return parser.parse_args(argv)
-
-
-@pytest.fixture
-def tiny_protocol(mnist_root) -> BenchProtocol:
-    return BenchProtocol(
-        seeds=(0,), hidden_size=8, total_steps=4, batch_size=8, data_root=str(mnist_root),
-        device="cpu", n_trials=10, eval_batch_size=10, anchor_trials=2,
-    )  # fmt: skip
 
 
 def test_steps_is_the_flag_and_total_steps_its_alias():
