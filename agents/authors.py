@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.protocol import N_OUTPUTS, State, hidden
+from agents.protocol import N_OUTPUTS, State, check_sizes, hidden
 from memenv.errors import UsageError
 
 FAMILY = "authors"
@@ -107,10 +107,7 @@ class _AuthorsNetworks(nn.Module):
     ) -> None:
         super().__init__()
         check_authors_cell(cell)
-        if int(obs_dim) < 2 or int(hidden_size) < 1:
-            raise UsageError(
-                f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}"
-            )
+        check_sizes(obs_dim, hidden_size)
         self.cell = cell
         self.obs_dim = int(obs_dim)
         self.hidden_size = int(hidden_size)

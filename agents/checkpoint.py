@@ -308,13 +308,18 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
         In eval mode, of the family the checkpoint's spec names (``torch`` when it names none):
         a `RecurrentModel` or `EnsembleModel`, or an `AuthorsModel` or `AuthorsEnsemble`.
     """
+    file = resolve_model_file(path)
+    return model_from_record(read_checkpoint(file), file, member).to(device).eval()
+
+
+def model_from_record(record: dict[str, Any], file: Path, member: int | None = None) -> nn.Module:
+    """The model a checkpoint record (`read_checkpoint` of ``file``) holds; see `load_model`
+    (this is it without reading the file, for callers that need the record too)."""
     from agents.ensemble import stack_members
     from agents.models import model_from_spec
 
-    file = resolve_model_file(path)
-    record = read_checkpoint(file)
     if record["spec"] is None:
-        return _load_architecture(file, record, member).to(device).eval()
+        return _load_architecture(file, record, member)
     n_members = record["n_members"]
     try:
         template = model_from_spec(record["spec"])
@@ -330,7 +335,7 @@ def load_model(path: str | Path, member: int | None = None, device: str | torch.
     _load_weights(model, record["state_dict"], file)
     if ensemble and member is not None:
         model = model.member(member)
-    return model.to(device).eval()
+    return model
 
 
 def _fits(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> bool:

@@ -22,7 +22,7 @@ from torch import nn
 from agents.authors import authors_model_from_spec, build_authors_model
 from agents.cells import GATES, cell_update, check_cell
 from agents.frontend import ConvFrontend
-from agents.protocol import N_OUTPUTS, State, check_model_family, hidden
+from agents.protocol import N_OUTPUTS, State, check_model_family, check_sizes, hidden
 from memenv.errors import ArgumentTypeError, UsageError
 
 _RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -57,10 +57,7 @@ class RecurrentModel(nn.Module):
     ) -> None:
         super().__init__()
         check_cell(cell)
-        if obs_dim < 2 or hidden_size < 1:
-            raise UsageError(
-                f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}"
-            )
+        check_sizes(obs_dim, hidden_size)
         self.cell = cell
         self.obs_dim = int(obs_dim)
         self.hidden_size = int(hidden_size)

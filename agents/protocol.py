@@ -22,6 +22,13 @@ from memenv.errors import ArgumentTypeError, UsageError
 N_OUTPUTS = 11
 """Output units: 0 = null, k = class k - 1 (docs/paper.md)."""
 
+
+def check_sizes(obs_dim: int, hidden_size: int) -> None:
+    """Refuses an observation or hidden size a recurrent network cannot have."""
+    if int(obs_dim) < 2 or int(hidden_size) < 1:
+        raise UsageError(f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}")
+
+
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]  # noqa: UP007 (a runtime alias)
 
 MODEL_FAMILIES = ("torch", "authors")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from agents.checkpoint import load_model, read_checkpoint, resolve_model_file
+from agents.checkpoint import model_from_record, read_checkpoint, resolve_model_file
 from agents.config import TrainConfig
 from agents.evaluate import DEFAULT_DELAYS, DelayAccuracy, evaluate_delays, trained_accuracy
 from memenv.errors import CorruptFileError, UsageError
@@ -61,8 +61,8 @@ def evaluate_run(
 
     model_file = resolve_model_file(path)
     dev = resolve_device(device)
-    model = load_model(model_file, member=member, device=dev)
     record = read_checkpoint(model_file)
+    model = model_from_record(record, model_file, member).to(dev).eval()
     config = _saved_config(record, model_file)
     base = (config or TrainConfig()).replace(split=split)
     if data_root is not None:

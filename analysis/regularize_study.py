@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from analysis.finetune import DEFINITIONS, EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.intervals import t_interval
+from analysis.provenance import short_commit
 from memenv.errors import UsageError
 
 MODES = ("center", "slow", "control")
@@ -454,13 +455,6 @@ def write_report(
     return paths
 
 
-def code_version() -> str:
-    """The commit of the memenv checkout this code runs from (`analysis.provenance`)."""
-    from analysis.provenance import short_commit
-
-    return short_commit()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m analysis.regularize_study", description=__doc__.split("\n")[0]
@@ -519,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     def report(records: list[dict[str, Any]], final: bool = False) -> dict[str, Path]:
         meta = {
             "command": "python -m analysis.regularize_study " + " ".join(argv or sys.argv[1:]),
-            "commit": code_version(),
+            "commit": short_commit(),
             "machine": f"{platform.machine()}, {device}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} CPU threads",
             "wall_s": round(time.perf_counter() - started, 1),

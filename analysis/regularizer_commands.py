@@ -246,9 +246,9 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
             "for one network leave --seeds out"
         )
     from analysis.finetune import default_out_dir
+    from analysis.provenance import short_commit
     from analysis.regularize_study import (
         StudyConfig,
-        code_version,
         finetune_sources,
         member_sources,
         write_report,
@@ -279,7 +279,7 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
     )
     meta = {
         "command": command,
-        "commit": code_version(),
+        "commit": short_commit(),
         "machine": f"{platform.machine()}, device {args.device}",
         "wall_s": round(time.perf_counter() - started, 1),
         "source": str(run_dir),

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from agents.checkpoint import read_json
 from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.pipeline import AnalysisOptions, analysis_task, analyze_run, vocabulary_function
+from analysis.provenance import short_commit
 from analysis.regularize_study import MODES, plot_study, study_table, table_markdown
 from memenv.errors import MissingFileError, UsageError
 
@@ -671,13 +672,6 @@ def _machine(device: str) -> str:
     )
 
 
-def commit() -> str:
-    """The short commit of the code that runs (`analysis.provenance.short_commit`)."""
-    from analysis.provenance import short_commit
-
-    return short_commit()
-
-
 def write_report(
     config: ReproduceConfig,
     out: Path,
@@ -706,7 +700,7 @@ def write_report(
         "preset": config.preset,
         "dataset": config.dataset,
         "n_seeds": config.n_seeds,
-        "commit": commit(),
+        "commit": short_commit(),
         "machine": _machine(config.device),
         "wall_s": read_json(wall)["wall_s"] if wall.is_file() else None,
         "data_source": results.get("data_source"),

@@ -185,16 +185,22 @@ def load_images(
         raise UsageError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; choose one of {SPLITS}")
-    if not isinstance(download, bool | np.bool_):
-        raise ArgumentTypeError(
-            f"download must be True or False, got {download!r} ({type(download).__name__})"
-        )
-    download = bool(download)  # one lru_cache entry for True and np.True_
+    download = check_download(download)  # a bool: one lru_cache entry for True and np.True_
     folder = _data_root(root)
     # A missing folder is fine only as a download target; a file never is.
     if folder is not None and not folder.path.is_dir() and (folder.path.exists() or not download):
         raise _not_found(dataset, split, folder)
     return _load_cached(dataset, split, folder, download)
+
+
+def check_download(download: object) -> bool:
+    """``download`` as a bool; anything but a bool (numpy's included) is an ArgumentTypeError
+    (a string such as ``"no"`` would otherwise count as True)."""
+    if not isinstance(download, bool | np.bool_):
+        raise ArgumentTypeError(
+            f"download must be True or False, got {download!r} ({type(download).__name__})"
+        )
+    return bool(download)
 
 
 def _data_root(root: str | os.PathLike | None) -> _DataRoot | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memenv.config import TaskConfig, check_bytes
-from memenv.data import ImageSet, load_images
+from memenv.data import ImageSet, check_download, load_images
 from memenv.errors import ArgumentTypeError, UsageError
 
 if TYPE_CHECKING:
@@ -61,10 +61,7 @@ def check_data_source(root: Any, download: Any) -> None:
             raise ArgumentTypeError(f"root must be a text path, got {root!r} -> {path!r}")
         if "\x00" in path:
             raise UsageError(f"root must not contain a NUL character, got {path!r}")
-    if not isinstance(download, bool | np.bool_):
-        raise ArgumentTypeError(
-            f"download must be True or False, got {download!r} ({type(download).__name__})"
-        )
+    check_download(download)
 
 
 def check_batch_size(batch_size: Any) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.checkpoint import read_json, refused_object
+from agents.checkpoint import read_json, read_jsonl, refused_object
 from memenv.errors import CorruptFileError, MissingFileError, UnsafeFileError, UsageError
 
 ALGOS = ("recurrent-ppo", "ppo")
@@ -483,8 +483,7 @@ def plot_learning_curve(
 
 def load_curve(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of a run's ``curve.jsonl``."""
-    lines = (Path(run_dir) / "curve.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return read_jsonl(Path(run_dir) / "curve.jsonl")
 
 
 def plot_runs(runs: dict[str, str | Path], title: str = ""):
