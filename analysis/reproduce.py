@@ -40,11 +40,16 @@ from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.pipeline import AnalysisOptions, analysis_task, analyze_run, vocabulary_function
 from analysis.provenance import short_commit
 from analysis.regularize_study import MODES, plot_study, study_table, table_markdown
+from analysis.stats import geometric_mean
 from memenv.errors import MissingFileError, UsageError
 
 PRESETS = ("fast", "paper", "demo", "tiny")
 CURRICULA = ("none", "vocu", "decu")
 CELLS = ("gru", "lstm")
+REGULARIZED_CURRICULA = ("decu", "vocu", "none")
+"""The runs the regularisation stage fine-tunes by default, in this order: the DeCu and VoCu
+networks, as the authors did (their RUNMNIST.sh), then the no-curriculum networks as an extra
+(`ReproduceConfig.reg_curricula`)."""
 STAGES = ("train", "evaluate", "analyze", "regularize", "report")
 EVAL_SEED = 12345
 """Seed of the held-out evaluation trials (the same trials for every network)."""
@@ -60,9 +65,11 @@ _TRAINING = {
     "tiny": ("fast", {"hidden_size": 6, "batch_size": 8, "total_steps": 30,
                       "lr_decay_step": 25, "checkpoint_every": 5, "log_every": 5}),
 }  # fmt: skip
+# long_delay: the per-class and per-network accuracy of the speed-accuracy claims, one delay
+# for both, among the long delays (>= long_delay_min) of the claims
 _ANALYSIS = {
-    "paper": {},
-    "fast": {"max_checkpoints": 21},
+    "paper": {"long_delay": 200},
+    "fast": {"max_checkpoints": 21, "long_delay": 200},
     "demo": {"n_per_class": 40, "extra_per_class": 2, "accuracy_trials": 300,
              "max_checkpoints": 21, "trajectories_per_class": 2},
     "tiny": {"n_per_class": 3, "extra_per_class": 0, "accuracy_trials": 20, "long_delay": 30,
@@ -88,8 +95,19 @@ _OWNED_TRAIN_FIELDS = ("cell", "curriculum", "curriculum_scale", "seed", "n_memb
                        "data_root", "dataset", "model_family")  # fmt: skip
 PAPER_LENGTH = {"mnist": 140_000, "fashion-mnist": 140_000, "cifar10": 300_000}
 """Length of the paper's schedules (steps), the denominator of ``curriculum_scale``."""
-RESUME_FREE_FIELDS = ("cells", "curricula", "regularize", "reg_modes", "device", "long_delay_min")
+RESUME_FREE_FIELDS = (
+    "cells", "curricula", "regularize", "reg_modes", "reg_curricula", "device", "long_delay_min",
+)  # fmt: skip
 """Fields that may change between calls on one folder (they add jobs or only change the report)."""
+STAGE_FIELDS = {
+    "eval_delays": ("evaluate", "regularize"),
+    "eval_trials": ("evaluate", "regularize"),
+    "analysis": ("analysis",),
+    "search_iterations": ("analysis",),
+    "finetune_overrides": ("regularize",),
+}
+"""Fields that may change between calls until a result of the stage folders they feed exists
+(e.g. the slow-point search budget, chosen after the networks are trained)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,11 @@ class ReproduceConfig:
         analysis: Slow-point analysis settings (backtracking is set per curriculum).
         regularize: Run the speed-regularisation stage.
         reg_modes: Fine-tuning modes of that stage.
+        reg_curricula: The runs that stage fine-tunes, in this order (default
+            `REGULARIZED_CURRICULA`: DeCu and VoCu, as the authors, then no-curriculum).
+        search_iterations: Levenberg-Marquardt iterations (Jacobians) per slow-point search,
+            the budget of every speed (None: the search's default, 50); see
+            ``benchmarks/speed_budget.py`` for how the ranking of networks depends on it.
         model_family: ``torch`` or ``authors`` networks (None: the preset's: ``paper`` trains
             the authors' networks on MNIST / Fashion-MNIST, the others PyTorch's).
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -127,6 +150,8 @@ class ReproduceConfig:
     analysis: AnalysisOptions | None = None
     regularize: bool = True
     reg_modes: tuple[str, ...] = MODES
+    reg_curricula: tuple[str, ...] = REGULARIZED_CURRICULA
+    search_iterations: int | None = None
     model_family: str | None = None
     device: str = "auto"
     data_root: str | None = None
@@ -149,15 +174,24 @@ class ReproduceConfig:
         object.__setattr__(self, "cells", tuple(cells))
         object.__setattr__(self, "curricula", tuple(self.curricula))
         object.__setattr__(self, "reg_modes", tuple(self.reg_modes))
+        object.__setattr__(self, "reg_curricula", tuple(self.reg_curricula))
         if not self.cells or any(c not in ("gru", "lstm", "rnn") for c in self.cells):
             fail("cells", "a non-empty list of gru, lstm, rnn")
         if not self.curricula or any(c not in CURRICULA for c in self.curricula):
             fail("curricula", f"a non-empty list of {CURRICULA}")
-        for name in ("cells", "curricula", "reg_modes"):
+        for name in ("cells", "curricula", "reg_modes", "reg_curricula"):
             if len(set(getattr(self, name))) != len(getattr(self, name)):
                 fail(name, "free of repeats")
         if any(m not in MODES for m in self.reg_modes):
             fail("reg_modes", f"a list of {MODES}")
+        if any(c not in CURRICULA for c in self.reg_curricula):
+            fail("reg_curricula", f"a list of {CURRICULA}")
+        if self.search_iterations is not None and (
+            isinstance(self.search_iterations, bool)
+            or not isinstance(self.search_iterations, int)
+            or self.search_iterations < 1
+        ):
+            fail("search_iterations", "a positive integer or None")
         if self.device not in ("auto", "cpu", "cuda"):
             fail("device", "auto, cpu or cuda")
         delays, trials, long_min = _EVAL[self.preset]
@@ -214,8 +248,14 @@ class ReproduceConfig:
         return finetune_preset(name, self.dataset, mode=mode, **overrides)
 
     def analysis_options(self, curriculum: str) -> AnalysisOptions:
-        """Backtracking on for curricula (their lineages are claims (c), (d)), off for none."""
-        return dataclasses.replace(self.analysis, backtrack=curriculum != "none")
+        """Backtracking on for curricula (their lineages are claims (c), (d)), off for none;
+        `search_iterations` as the search's ``max_iterations``."""
+        search = dict(self.analysis.search_options)
+        if self.search_iterations is not None:
+            search["max_iterations"] = self.search_iterations
+        return dataclasses.replace(
+            self.analysis, backtrack=curriculum != "none", search_options=search
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -243,11 +283,6 @@ def finetune_dir(out: Path, cell: str, curriculum: str, seed: int, mode: str) ->
     return out / "regularize" / "finetune" / f"{run_name(cell, curriculum)}-s{seed}-{mode}"
 
 
-REGULARIZED_CURRICULA = ("decu", "vocu", "none")
-"""The runs the regularisation stage fine-tunes, in this order: the DeCu and VoCu networks, as
-the authors did (their RUNMNIST.sh), then the no-curriculum networks as an extra."""
-
-
 @dataclass(frozen=True)
 class Job:
     """One unit of work: ``stage`` on (cell, curriculum[, member][, mode])."""
@@ -273,7 +308,7 @@ def plan(config: ReproduceConfig) -> list[Job]:
     if config.regularize:
         jobs += [
             Job("regularize", c, u, k, m)
-            for u in REGULARIZED_CURRICULA
+            for u in config.reg_curricula
             if u in config.curricula
             for k in range(config.n_seeds)
             for c in config.cells
@@ -479,7 +514,41 @@ def _attempt(config: ReproduceConfig, out: Path, job: Job, progress: bool) -> st
         if job.stage == "train" and not _is_nonfinite(error):
             raise
         return f"{type(error).__name__}: {error}"
+    _record_job(out, job)
     return None
+
+
+JOBS_LOG = "jobs.jsonl"
+"""One line per job finished in the study folder: which code ran it, where and when."""
+
+
+def _record_job(out: Path, job: Job) -> None:
+    """Appends the job's provenance to ``out/jobs.jsonl`` (one short line: appends from
+    parallel workers do not interleave)."""
+    line = json.dumps(
+        {
+            "job": str(job),
+            "commit": short_commit(),
+            "host": platform.node(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    )
+    with open(out / JOBS_LOG, "a", encoding="utf-8") as log:
+        log.write(line + "\n")
+
+
+def job_commits(out: Path) -> dict[str, list[str]]:
+    """The commits that ran the study's recorded jobs: ``{commit: [stages]}``."""
+    from agents.checkpoint import read_jsonl
+
+    path = out / JOBS_LOG
+    commits: dict[str, list[str]] = {}
+    for record in read_jsonl(path) if path.is_file() else []:
+        stages = commits.setdefault(record["commit"], [])
+        stage = record["job"].split()[0]
+        if stage not in stages:
+            stages.append(stage)
+    return commits
 
 
 def _attempt_in_worker(
@@ -546,7 +615,8 @@ def _check_config(config: ReproduceConfig, out: Path) -> None:
         saved = read_json(path)
         differ = sorted(
             k for k in set(saved) | set(current)
-            if k not in RESUME_FREE_FIELDS and saved.get(k) != current.get(k)
+            if k not in RESUME_FREE_FIELDS and saved.get(k, _DEFAULTS.get(k)) != current.get(k)
+            and not (k in STAGE_FIELDS and not _stage_started(out, STAGE_FIELDS[k]))
         )  # fmt: skip
         if differ:
             raise UsageError(
@@ -555,6 +625,15 @@ def _check_config(config: ReproduceConfig, out: Path) -> None:
             )
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, current)
+
+
+_DEFAULTS = {"reg_curricula": list(REGULARIZED_CURRICULA), "search_iterations": None}
+"""Values of fields a folder's config.json may predate."""
+
+
+def _stage_started(out: Path, folders: tuple[str, ...]) -> bool:
+    """Whether any result file exists under ``out/<folder>`` for one of ``folders``."""
+    return any(path.is_file() for folder in folders for path in (out / folder).rglob("*.json"))
 
 
 def _add_wall(out: Path, seconds: float) -> None:
@@ -571,7 +650,8 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
     """The saved results, as the plain data `analysis.reproduce_report` works on."""
     from agents.evaluate import DelayAccuracy
     from analysis.backtrack import Lineage
-    from analysis.reproduce_report import lineage_metrics, long_delay_accuracy
+    from analysis.claims import lineage_metrics
+    from analysis.reproduce_report import long_delay_accuracy
 
     results: dict[str, Any] = {
         "cells": list(config.cells),
@@ -603,25 +683,18 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                     continue
                 summary = read_json(folder / "summary.json")
                 table = summary["speed_accuracy_slow_points"]
-                speeds = np.array([np.nan if v is None else v for v in table["speeds"]])
-                sensitivity = {
-                    name: _mean_speed(summary.get(key))
-                    for name, key in (
-                        ("mean_centre_speed", "speed_accuracy_centres"),
-                        ("mean_authors_centre_speed", "speed_accuracy_authors_centres"),
-                    )
-                }
+                speeds = [np.nan if v is None else v for v in table["speeds"]]
                 network = {
                     "cell": cell,
                     "curriculum": curriculum,
                     "member": member,
-                    "class_speeds": speeds.tolist(),
+                    "class_speeds": speeds,
                     "class_accuracy": [np.nan if v is None else v for v in table["accuracy"]],
                     "class_rho": table["correlation"]["rho"],
-                    "mean_speed": float(np.nanmean(speeds))
-                    if np.isfinite(speeds).any()
-                    else np.nan,
-                    **sensitivity,
+                    "analysis_delay": table.get("delay"),
+                    "mean_speed": geometric_mean(speeds),
+                    "centre_speeds": _speeds(summary.get("speed_accuracy_centres")),
+                    "authors_centre_speeds": _speeds(summary.get("speed_accuracy_authors_centres")),
                     "long_accuracy": float(long_acc[member]),
                     "n_distinct_points": summary["n_distinct_points"],
                     "n_searches": summary["n_searches"],
@@ -635,7 +708,7 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
                 results["networks"].append(network)
     if not config.regularize:
         results["regularize_skipped"] = "--no-regularize"
-    for curriculum in REGULARIZED_CURRICULA if config.regularize else ():
+    for curriculum in config.reg_curricula if config.regularize else ():
         if curriculum not in config.curricula:
             continue
         for seed in range(config.n_seeds):
@@ -651,12 +724,11 @@ def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
     return results
 
 
-def _mean_speed(table: dict[str, Any] | None) -> float:
-    """Mean over classes of a saved speed-accuracy table's speeds (NaN: none, or no table)."""
+def _speeds(table: dict[str, Any] | None) -> list[float] | None:
+    """A saved speed-accuracy table's class speeds (NaN: none; None: no table)."""
     if not table:
-        return math.nan
-    speeds = np.array([np.nan if v is None else v for v in table["speeds"]], dtype=float)
-    return float(np.nanmean(speeds)) if np.isfinite(speeds).any() else math.nan
+        return None
+    return [math.nan if v is None else v for v in table["speeds"]]
 
 
 def _machine(device: str) -> str:
@@ -682,12 +754,11 @@ def write_report(
     """Writes ``report.md``, ``report.html`` (self-contained: figures embedded),
     ``results.json`` (claims and per-network numbers) and the PNGs."""
     from agents.checkpoint import atomic_write_text, write_json
+    from analysis.claims import claims_table, regularized_groups
     from analysis.plots import plot_lineage
     from analysis.reproduce_report import (
-        claims_table,
         plot_accuracy,
         plot_speed_vs_accuracy,
-        regularized_groups,
         report_html,
         report_markdown,
     )
@@ -710,10 +781,14 @@ def write_report(
             f"(/10 at {train_config.lr_decay_step}), curriculum_scale "
             f"{train_config.total_steps / PAPER_LENGTH[config.dataset]:.4g}"
         ),
+        "job_commits": job_commits(out),
+        "search": _search_text(config),
+        "held_for": held_for(config, train_config.model_family, results.get("data_source")),
         **meta,
     }
+    results["speed_budget_md"] = _speed_budget_markdown(out)
     report_dir.mkdir(parents=True, exist_ok=True)
-    rows = claims_table(results)
+    rows = claims_table(results, results["meta"]["held_for"])
     figures: dict[str, Any] = {}
     if results["accuracy"]:
         figures["accuracy"] = plot_accuracy(results["accuracy"])
@@ -754,6 +829,41 @@ def write_report(
         ),
     )
     return paths
+
+
+def held_for(config: ReproduceConfig, family: str, data_source: str | None) -> str:
+    """What a verdict holds for: ``under `fast`, full MNIST, authors' networks``."""
+    names = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+    data = names.get(config.dataset, config.dataset)
+    if data_source is None:
+        data += " (source unknown)"
+    elif data_source.startswith("embedded"):
+        data = f"embedded {data} (5,000 images)"
+    else:
+        data = f"full {data}"
+    who = "the authors' networks" if family == "authors" else "PyTorch's cells"
+    return f"under `{config.preset}`, {data}, {who}"
+
+
+def _search_text(config: ReproduceConfig) -> str:
+    options = config.analysis_options("vocu")
+    budget = options.search_options.get("max_iterations", 50)
+    if options.method != "newton":
+        return f"{options.method}, {options.search_options or 'default settings'}"
+    return (
+        f"Levenberg-Marquardt, at most {budget} Jacobians per search; class speeds and "
+        f"accuracies at delay {options.long_delay}"
+    )
+
+
+def _speed_budget_markdown(out: Path) -> str:
+    """The budget-sensitivity tables of ``out/speed_budget.json`` ('' when absent)."""
+    path = out / "speed_budget.json"
+    if not path.is_file():
+        return ""
+    from analysis.speed_budget import budget_markdown_from_file
+
+    return budget_markdown_from_file(path)
 
 
 def _json_safe(value: Any) -> Any:

@@ -38,6 +38,21 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="study folder (runs/reproduce-PRESET-DATASET)")
     parser.add_argument("--report", default=None, help="report folder (default OUT/report)")
     parser.add_argument("--no-regularize", action="store_true", help="skip the regularisation")
+    parser.add_argument(
+        "--reg-modes", default=None, help="fine-tuning modes (default center,slow,control)"
+    )
+    parser.add_argument(
+        "--reg-curricula",
+        default=None,
+        help="runs to fine-tune (default decu,vocu,none: the authors' two, then no curriculum)",
+    )
+    parser.add_argument(
+        "--search-iterations",
+        type=positive_int,
+        default=None,
+        help="Levenberg-Marquardt iterations per slow-point search, the speed budget "
+        "(default 50; may change until the first analysis finished)",
+    )
     parser.add_argument("--data-root", default=None, help="data folder ($MEMENV_DATA)")
     parser.add_argument(
         "--model-family",
@@ -83,6 +98,15 @@ def config_from_args(args: argparse.Namespace):
         curricula=_names(args.curricula, "--curricula"),
         n_seeds=args.seeds,
         regularize=not args.no_regularize,
+        search_iterations=args.search_iterations,
+        **{
+            name: _names(value, option)
+            for name, value, option in (
+                ("reg_modes", args.reg_modes, "--reg-modes"),
+                ("reg_curricula", args.reg_curricula, "--reg-curricula"),
+            )
+            if value is not None
+        },
         model_family=args.model_family,
         device=args.device,
         data_root=args.data_root,
@@ -100,6 +124,11 @@ def canonical_command(config, out: Path) -> str:
     parts.append(f"--model-family {family}")
     if not config.regularize:
         parts.append("--no-regularize")
+    else:
+        parts.append(f"--reg-modes {','.join(config.reg_modes)}")
+        parts.append(f"--reg-curricula {','.join(config.reg_curricula)}")
+    if config.search_iterations is not None:
+        parts.append(f"--search-iterations {config.search_iterations}")
     return " ".join(parts)
 
 

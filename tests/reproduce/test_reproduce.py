@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import analysis.reproduce as reproduce
-from analysis.reproduce import ReproduceConfig, plan, run_reproduce
+from agents.checkpoint import read_json
+from analysis.reproduce import ReproduceConfig, job_commits, plan, run_reproduce
 from analysis.reproduce_report import SECTIONS
 
 
@@ -80,19 +81,23 @@ def test_interrupted_study_resumes_without_redoing_finished_parts(
     for name in ("accuracy", "speed_accuracy", "lineage_vocu", "lineage_decu", "regularize"):
         figure = result["paths"][f"figure_{name}"]
         assert figure.stat().st_size > 0 and f"]({name}.png)" in report
-    assert report.count("| DeCu extrapolates better than VoCu | gru |") == 1
+    assert report.count("| DeCu extrapolates better than VoCu | GRU |") == 1
     assert "center - control" in report
-    assert report.count("speed-accuracy correlation is negative (sensitivity:") == 2
-    for group in ("gru decu", "gru vocu", "gru none"):  # one regularisation row per run
+    assert report.count("| slower networks remember longer (speed at class centres") == 2
+    for group in ("GRU DECU", "GRU VOCU", "GRU NONE"):  # one regularisation row per run
         assert report.count(f"| regularisation improves long-delay accuracy | {group} |") == 1
+    assert "- verdicts hold for: under `tiny`, full MNIST, PyTorch's cells" in (report)
+    assert "- commit " in report and "train, evaluate, analyze, regularize" in report
     page = result["paths"]["html"].read_text()
     assert page.count("data:image/png;base64,") == 5 and "<table>" in page
     assert "<h2>Claims</h2>" in page
     results = _strict_json(result["paths"]["results"])
     assert len(results["networks"]) == 6
     assert {c["verdict"] for c in results["claims"]} <= {
-        "reproduced", "not reproduced", "inconclusive",
+        "supported", "contradicted", "no evidence either way", "not tested",
+        "sensitivity (no verdict)",
     }  # fmt: skip
+    assert all("p_holm" in c and "low" in c["effect"] for c in results["claims"])
     assert len(results["regularize"]) == 12
     assert {r["curriculum"] for r in results["regularize"]} == {"none", "vocu", "decu"}
 
@@ -111,6 +116,39 @@ def test_stop_after_and_a_changed_protocol(tmp_path, mnist_root):
         run_reproduce(_config(mnist_root, curricula=("none",), n_seeds=3), out, progress=False)
     with pytest.raises(ValueError, match="stop_after .* got 'nowhere'"):
         run_reproduce(config, out, progress=False, stop_after="nowhere")
+    # the search budget may still change: no analysis has finished
+    budget = _config(mnist_root, curricula=("none",), regularize=False, search_iterations=7)
+    run_reproduce(budget, out, progress=False, stop_after="evaluate")
+    assert (out / "evaluate" / "gru-none.json").is_file()
+    assert read_json(out / "config.json")["search_iterations"] == 7
+    assert budget.analysis_options("none").search_options == {"max_iterations": 7}
+    with pytest.raises(ValueError, match="eval_trials differ"):
+        run_reproduce(
+            _config(mnist_root, curricula=("none",), regularize=False, search_iterations=7,
+                    eval_trials=9),
+            out, progress=False, stop_after="train",
+        )  # fmt: skip
+    (out / "analysis" / "gru-none" / "m0").mkdir(parents=True)
+    (out / "analysis" / "gru-none" / "m0" / "summary.json").write_text("{}")
+    with pytest.raises(ValueError, match="search_iterations differ"):
+        run_reproduce(config, out, progress=False, stop_after="train")
+    commits = job_commits(out)
+    assert [stages for stages in commits.values()] == [["train", "evaluate"]]
+
+
+def test_regularised_runs_and_modes_are_chosen(tmp_path):
+    config = ReproduceConfig(
+        preset="tiny", reg_curricula=("vocu",), reg_modes=("center", "control")
+    )
+    jobs = [str(j) for j in plan(config) if j.stage == "regularize"]
+    assert jobs == [f"regularize {c} vocu m{k} {m}" for k in (0, 1) for c in ("gru", "lstm")
+                    for m in ("center", "control")]  # fmt: skip
+    with pytest.raises(ValueError, match=r"reg_curricula must be a list of .* got \('spiral',\)"):
+        ReproduceConfig(preset="tiny", reg_curricula=("spiral",))
+    with pytest.raises(
+        ValueError, match="search_iterations must be a positive integer or None, got 0"
+    ):
+        ReproduceConfig(preset="tiny", search_iterations=0)
 
 
 def test_a_network_that_fails_its_analysis_is_reported_not_fatal(tmp_path, mnist_root):
@@ -237,3 +275,27 @@ def test_model_family_follows_the_preset_unless_given():
         ReproduceConfig(preset="tiny", model_family="keras")
     with pytest.raises(ValueError, match="train_overrides"):
         ReproduceConfig(preset="tiny", train_overrides={"model_family": "authors"})
+
+
+def test_command_line_options_of_the_regularisation_and_the_search_budget():
+    import argparse
+
+    from analysis.reproduce_commands import (
+        add_reproduce_arguments,
+        canonical_command,
+        config_from_args,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_reproduce_arguments(parser)
+    args = parser.parse_args(
+        ["--preset", "tiny", "--reg-curricula", "decu,vocu", "--reg-modes", "center,control",
+         "--search-iterations", "200"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert config.reg_curricula == ("decu", "vocu") and config.reg_modes == ("center", "control")
+    assert config.search_iterations == 200
+    command = canonical_command(config, Path("out"))
+    assert "--reg-modes center,control --reg-curricula decu,vocu --search-iterations 200" in command
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--search-iterations", "0"])
