@@ -411,7 +411,15 @@ def claim_vocu_jumps(networks: list[dict[str, Any]], cell: str) -> ClaimRow:
         f"VoCu - DeCu, mean jumpiness (max step / path) of tracks with q <= {SLOW_TOL:g} "
         "throughout", "seed (pair of networks)", "paired t-test, two-sided; paper: > 0",
     )  # fmt: skip
-    vocu, decu, n_seeds = _paired_lineages(networks, cell, lambda m: m.get("jumpiness"))
+
+    def slow_jumpiness(metrics: dict[str, Any]) -> float | None:
+        # lineages summarised before tracks were filtered by speed carry no n_slow_tracks
+        return metrics.get("jumpiness") if "n_slow_tracks" in metrics else None
+
+    vocu, decu, n_seeds = _paired_lineages(networks, cell, slow_jumpiness)
+    lineages = [m for u in ("vocu", "decu") for m in _by_member(networks, cell, u).values()]
+    if vocu.size < 2 and lineages and not any("n_slow_tracks" in m for m in lineages):
+        return _not_tested(row, "the saved lineage summaries have no per-track speeds")
     if vocu.size < 2:
         slow = sum(
             m.get("n_slow_tracks", 0)
@@ -453,6 +461,12 @@ def claim_vocu_attaches(networks: list[dict[str, Any]], cell: str) -> ClaimRow:
         lambda m: _share(m, "attached", "later_classes"),
         lambda m: _share(m, "merging", "tracked_classes"),
     )  # fmt: skip
+    if (
+        vocu.size < 2
+        and n_seeds
+        and not any("tracked_classes" in m for m in _by_member(networks, cell, "decu").values())
+    ):
+        return _not_tested(row, "the saved DeCu lineage summaries do not list their merges")
     if vocu.size < 2:
         return _not_tested(
             row, f"{vocu.size} of {n_seeds} seed pairs have lineages with later classes"
@@ -550,6 +564,17 @@ def claims_table(results: dict[str, Any], held_for: str = "") -> list[ClaimRow]:
         if key != "class_speeds" and _usable(networks, key)
     ]
     return finalize(rows, held_for)
+
+
+def claims_of_saved_results(results: dict[str, Any], held_for: str) -> list[ClaimRow]:
+    """`claims_table` of a study's saved ``results.json`` (e.g. a committed report's), so that
+    an older report can be re-read under the current specification. Rows whose inputs that
+    file lacks (per-track speeds, merges of DeCu lineages) come out not tested."""
+    networks = [
+        {**n, "class_speeds": _floats(n["class_speeds"]), "class_accuracy": _floats(n["class_accuracy"])}
+        for n in results.get("networks", [])
+    ]  # fmt: skip
+    return claims_table({**results, "networks": networks}, held_for)
 
 
 def regularized_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

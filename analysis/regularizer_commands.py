@@ -302,10 +302,10 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
 
 
 def long_delay_notes(records: list[dict[str, Any]], cell: str) -> list[str]:
-    """The long-delay test of ``memenv reproduce`` (claim (e),
-    `analysis.reproduce_report.claim_regularization`) on these records, as report lines; none
-    without both ``center`` and ``control``."""
-    from analysis.reproduce_report import claim_regularization
+    """The long-delay test of ``memenv reproduce`` (`analysis.claims.claim_regularization`) on
+    these records, as report lines; none without both ``center`` and ``control``. Here it is
+    the only claim tested, a family of one."""
+    from analysis.claims import claim_regularization, finalize
 
     modes = {r["mode"] for r in records}
     if not {"center", "control"} <= modes:
@@ -314,12 +314,16 @@ def long_delay_notes(records: list[dict[str, Any]], cell: str) -> list[str]:
     if not delays:
         return []
     long_min = LONG_DELAY_MIN if delays[-1] >= LONG_DELAY_MIN else delays[-1]
-    row = claim_regularization(records, cell, long_min)
-    numbers = row.numbers + (f" ({row.reason})" if row.reason else "")
+    row = finalize([claim_regularization(records, cell, long_min)], "on these networks")[0]
+    effect = (
+        ""
+        if row.reason
+        else f"{row.statistic}: {row.effect.interval()}, p {row.effect.p_value:.3g}; "
+    )
     return [
-        f"Long-delay test (the same as `memenv reproduce`'s claim (e)): {numbers}; "
-        f"{row.test}. Verdict: **{row.verdict}** (reproduced: center above the control with "
-        "p < 0.05)."
+        f"Long-delay test (the same as `memenv reproduce`'s regularisation claim): {effect}"
+        f"{row.numbers}; {row.test}. Verdict: **{row.verdict_text()}** (supported: center "
+        "above the control with p < 0.05)."
     ]
 
 

@@ -78,6 +78,11 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         "--stop-after", default=None, help="stop after this stage (train, evaluate, analyze, ...)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and a time estimate from a short measured warm-up; run nothing",
+    )
 
 
 def _names(text: str, option: str) -> tuple[str, ...]:
@@ -145,6 +150,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
     # several processes with several OpenMP threads each on few cores slow each other down
     worker_threads = (args.threads or 1) if args.jobs > 1 else None
     out = Path(args.out or f"runs/reproduce-{config.preset}-{config.dataset}")
+    if args.dry_run:
+        from analysis.reproduce_estimate import estimate_study, plan_text
+
+        print(plan_text(config, estimate_study(config, out, jobs=args.jobs), args.jobs))
+        return 0
     command = canonical_command(config, out)
     progress = not args.no_progress
     result = run(

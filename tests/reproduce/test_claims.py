@@ -309,3 +309,27 @@ def test_html_page_of_the_markdown_subset():
     assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in page
     assert "<tr><th>a</th><th>b</th>" in page and "<td><b>2</b></td>" in page
     assert 'src="data:image/png;base64,iVBORw=="' in page and 'src="missing.png"' in page
+
+
+def test_the_superseded_report_read_again_under_the_specification():
+    import json
+    from pathlib import Path
+
+    from analysis.claims import claims_of_saved_results
+
+    path = Path(__file__).parents[2] / "docs" / "reproduction" / "fast-mnist" / "results.json"
+    rows = {
+        (r.key, r.scope): r for r in claims_of_saved_results(json.loads(path.read_text()), SCOPE)
+    }
+    gru = rows["decu_vs_vocu", "GRU"]  # Welch p = 0.0025 in that report; paired, then Holm
+    assert gru.effect.estimate == pytest.approx(-0.167, abs=5e-4) and gru.effect.n == 5
+    assert gru.effect.p_value == pytest.approx(0.012, abs=5e-4) and gru.p_holm > 0.05
+    assert gru.verdict == NO_EVIDENCE
+    within = rows["speed_accuracy_networks", "all networks, within (cell, curriculum)"]
+    assert within.verdict == NO_EVIDENCE and "pooled over groups (confounded)" in within.numbers
+    assert (
+        rows["vocu_jumps", "GRU"].reason == "the saved lineage summaries have no per-track speeds"
+    )
+    assert rows["vocu_attaches", "LSTM"].verdict == NOT_TESTED
+    slow = rows["slow_point_per_class", "all networks"]  # 50 iterations: few reach 1e-8
+    assert slow.verdict == CONTRADICTED and slow.effect.n == 30

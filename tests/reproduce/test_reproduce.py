@@ -299,3 +299,29 @@ def test_command_line_options_of_the_regularisation_and_the_search_budget():
     assert "--reg-modes center,control --reg-curricula decu,vocu --search-iterations 200" in command
     with pytest.raises(SystemExit):
         parser.parse_args(["--search-iterations", "0"])
+
+
+def test_dry_run_estimates_only_the_jobs_left(tmp_path, mnist_root, capsys):
+    from analysis.reproduce_estimate import StageEstimate, estimate_study, plan_text, wall_seconds
+
+    config = _config(mnist_root, curricula=("none", "vocu"), regularize=False)
+    out = tmp_path / "study"
+    run_reproduce(config, out, progress=False, stop_after="train")
+    stamp = (out / "train" / "gru-none" / "model.pt").stat().st_mtime_ns
+    estimates = {e.stage: e for e in estimate_study(config, out, jobs=2, warmup_steps=2)}
+    assert sorted(estimates) == ["analyze", "evaluate", "train"]
+    assert (estimates["train"].jobs, estimates["train"].todo, estimates["train"].seconds) == (
+        2,
+        0,
+        0,
+    )
+    assert estimates["evaluate"].todo == 2 and estimates["evaluate"].seconds > 0
+    assert estimates["analyze"].todo == 4 and estimates["analyze"].seconds > 0
+    assert (out / "train" / "gru-none" / "model.pt").stat().st_mtime_ns == stamp  # untouched
+    assert not (out / "evaluate").exists()
+    text = plan_text(config, list(estimates.values()), 2)
+    assert "  train        0 of   2 jobs to run, ~0 s" in text and "total" in text
+    two = [StageEstimate("train", 4, 4, 400.0, ""), StageEstimate("analyze", 1, 1, 50.0, "")]
+    assert wall_seconds(two, 2) == 250.0  # one job cannot use two workers
+    with pytest.raises(ValueError, match="warmup_steps must be at least 2, got 1"):
+        estimate_study(config, out, warmup_steps=1)
