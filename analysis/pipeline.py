@@ -64,6 +64,8 @@ class AnalysisOptions:
         cell_speed: LSTM cell coordinates in the speed: ``"tanh"`` (the paper's) or ``"raw"``
             (see `analysis.protocol.FlatDynamics`).
         search_options: Extra keyword arguments of the search (e.g. ``{"iterations": 20000}``).
+        backtrack_search_options: Those of the backtracking searches (None: ``search_options``),
+            e.g. a smaller budget for the many searches through the checkpoints.
         authors_centers_check: Also measure the speed at centres computed the authors' way
             (`analysis.centers.AUTHORS_CENTERS`), for a sensitivity check of the centre noise.
     """
@@ -86,6 +88,7 @@ class AnalysisOptions:
     cell_speed: str = "tanh"
     search_options: dict[str, Any] = field(default_factory=dict)
     authors_centers_check: bool = False
+    backtrack_search_options: dict[str, Any] | None = None
 
 
 @dataclass
@@ -407,7 +410,11 @@ def analyze_run(
         progress=progress,
         cell_speed=options.cell_speed,
         view=lambda net: analysis_view(net, task, seed=options.seed),
-        **options.search_options,
+        **(
+            options.search_options
+            if options.backtrack_search_options is None
+            else options.backtrack_search_options
+        ),
     )
     return result
 

@@ -96,7 +96,8 @@ _OWNED_TRAIN_FIELDS = ("cell", "curriculum", "curriculum_scale", "seed", "n_memb
 PAPER_LENGTH = {"mnist": 140_000, "fashion-mnist": 140_000, "cifar10": 300_000}
 """Length of the paper's schedules (steps), the denominator of ``curriculum_scale``."""
 RESUME_FREE_FIELDS = (
-    "cells", "curricula", "regularize", "reg_modes", "reg_curricula", "device", "long_delay_min",
+    "cells", "curricula", "regularize", "reg_modes", "reg_curricula", "reg_seeds", "device",
+    "long_delay_min",
 )  # fmt: skip
 """Fields that may change between calls on one folder (they add jobs or only change the report)."""
 STAGE_FIELDS = {
@@ -104,6 +105,7 @@ STAGE_FIELDS = {
     "eval_trials": ("evaluate", "regularize"),
     "analysis": ("analysis",),
     "search_iterations": ("analysis",),
+    "backtrack_iterations": ("analysis",),
     "finetune_overrides": ("regularize",),
 }
 """Fields that may change between calls until a result of the stage folders they feed exists
@@ -131,6 +133,9 @@ class ReproduceConfig:
         search_iterations: Levenberg-Marquardt iterations (Jacobians) per slow-point search,
             the budget of every speed (None: the search's default, 50); see
             ``benchmarks/speed_budget.py`` for how the ranking of networks depends on it.
+        backtrack_iterations: The same for the backtracking searches (one per tracked point
+            and checkpoint; None: `search_iterations`).
+        reg_seeds: Fine-tune only the first this many members of each run (None: all).
         model_family: ``torch`` or ``authors`` networks (None: the preset's: ``paper`` trains
             the authors' networks on MNIST / Fashion-MNIST, the others PyTorch's).
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -152,6 +157,8 @@ class ReproduceConfig:
     reg_modes: tuple[str, ...] = MODES
     reg_curricula: tuple[str, ...] = REGULARIZED_CURRICULA
     search_iterations: int | None = None
+    backtrack_iterations: int | None = None
+    reg_seeds: int | None = None
     model_family: str | None = None
     device: str = "auto"
     data_root: str | None = None
@@ -186,12 +193,12 @@ class ReproduceConfig:
             fail("reg_modes", f"a list of {MODES}")
         if any(c not in CURRICULA for c in self.reg_curricula):
             fail("reg_curricula", f"a list of {CURRICULA}")
-        if self.search_iterations is not None and (
-            isinstance(self.search_iterations, bool)
-            or not isinstance(self.search_iterations, int)
-            or self.search_iterations < 1
-        ):
-            fail("search_iterations", "a positive integer or None")
+        for name in ("search_iterations", "backtrack_iterations", "reg_seeds"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                fail(name, "a positive integer or None")
         if self.device not in ("auto", "cpu", "cuda"):
             fail("device", "auto, cpu or cuda")
         delays, trials, long_min = _EVAL[self.preset]
@@ -253,9 +260,14 @@ class ReproduceConfig:
         search = dict(self.analysis.search_options)
         if self.search_iterations is not None:
             search["max_iterations"] = self.search_iterations
+        tracking = self.analysis.backtrack_search_options
+        if self.backtrack_iterations is not None:
+            tracking = {**(search if tracking is None else tracking)}
+            tracking["max_iterations"] = self.backtrack_iterations
         return dataclasses.replace(
-            self.analysis, backtrack=curriculum != "none", search_options=search
-        )
+            self.analysis, backtrack=curriculum != "none", search_options=search,
+            backtrack_search_options=tracking,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -310,7 +322,7 @@ def plan(config: ReproduceConfig) -> list[Job]:
             Job("regularize", c, u, k, m)
             for u in config.reg_curricula
             if u in config.curricula
-            for k in range(config.n_seeds)
+            for k in range(min(config.n_seeds, config.reg_seeds or config.n_seeds))
             for c in config.cells
             for m in config.reg_modes
         ]
@@ -627,7 +639,10 @@ def _check_config(config: ReproduceConfig, out: Path) -> None:
     write_json(path, current)
 
 
-_DEFAULTS = {"reg_curricula": list(REGULARIZED_CURRICULA), "search_iterations": None}
+_DEFAULTS = {
+    "reg_curricula": list(REGULARIZED_CURRICULA), "search_iterations": None,
+    "backtrack_iterations": None, "reg_seeds": None,
+}  # fmt: skip
 """Values of fields a folder's config.json may predate."""
 
 
@@ -782,6 +797,7 @@ def write_report(
             f"{train_config.total_steps / PAPER_LENGTH[config.dataset]:.4g}"
         ),
         "job_commits": job_commits(out),
+        "unrecorded_jobs": _unrecorded_jobs(config, out),
         "search": _search_text(config),
         "held_for": held_for(config, train_config.model_family, results.get("data_source")),
         **meta,
@@ -831,6 +847,20 @@ def write_report(
     return paths
 
 
+def _unrecorded_jobs(config: ReproduceConfig, out: Path) -> str:
+    """Finished jobs that ``jobs.jsonl`` does not name (run by code that predates it), e.g.
+    ``train gru vocu, train gru decu``; '' when every finished job is recorded."""
+    from agents.checkpoint import read_jsonl
+
+    path = out / JOBS_LOG
+    recorded = {r["job"] for r in read_jsonl(path)} if path.is_file() else set()
+    return ", ".join(
+        str(j)
+        for j in plan(config)
+        if j.stage != "report" and job_done(config, out, j) and str(j) not in recorded
+    )
+
+
 def held_for(config: ReproduceConfig, family: str, data_source: str | None) -> str:
     """What a verdict holds for: ``under `fast`, full MNIST, authors' networks``."""
     names = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
@@ -847,12 +877,16 @@ def held_for(config: ReproduceConfig, family: str, data_source: str | None) -> s
 
 def _search_text(config: ReproduceConfig) -> str:
     options = config.analysis_options("vocu")
-    budget = options.search_options.get("max_iterations", 50)
     if options.method != "newton":
         return f"{options.method}, {options.search_options or 'default settings'}"
+    budget = options.search_options.get("max_iterations", 50)
+    tracking = (options.backtrack_search_options or options.search_options).get(
+        "max_iterations", 50
+    )
     return (
-        f"Levenberg-Marquardt, at most {budget} Jacobians per search; class speeds and "
-        f"accuracies at delay {options.long_delay}"
+        f"Levenberg-Marquardt, at most {budget} Jacobians per search of the final network, "
+        f"{tracking} per backtracking search; class speeds and accuracies at delay "
+        f"{options.long_delay}"
     )
 
 

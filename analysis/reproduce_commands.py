@@ -53,6 +53,18 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         help="Levenberg-Marquardt iterations per slow-point search, the speed budget "
         "(default 50; may change until the first analysis finished)",
     )
+    parser.add_argument(
+        "--backtrack-iterations",
+        type=positive_int,
+        default=None,
+        help="the same for the backtracking searches (default: --search-iterations)",
+    )
+    parser.add_argument(
+        "--reg-seeds",
+        type=positive_int,
+        default=None,
+        help="fine-tune only the first N members of each run (default: all)",
+    )
     parser.add_argument("--data-root", default=None, help="data folder ($MEMENV_DATA)")
     parser.add_argument(
         "--model-family",
@@ -104,6 +116,8 @@ def config_from_args(args: argparse.Namespace):
         n_seeds=args.seeds,
         regularize=not args.no_regularize,
         search_iterations=args.search_iterations,
+        backtrack_iterations=args.backtrack_iterations,
+        reg_seeds=args.reg_seeds,
         **{
             name: _names(value, option)
             for name, value, option in (
@@ -132,8 +146,9 @@ def canonical_command(config, out: Path) -> str:
     else:
         parts.append(f"--reg-modes {','.join(config.reg_modes)}")
         parts.append(f"--reg-curricula {','.join(config.reg_curricula)}")
-    if config.search_iterations is not None:
-        parts.append(f"--search-iterations {config.search_iterations}")
+    for name in ("search_iterations", "backtrack_iterations", "reg_seeds"):
+        if getattr(config, name) is not None:
+            parts.append(f"--{name.replace('_', '-')} {getattr(config, name)}")
     return " ".join(parts)
 
 

@@ -134,6 +134,11 @@ def test_stop_after_and_a_changed_protocol(tmp_path, mnist_root):
         run_reproduce(config, out, progress=False, stop_after="train")
     commits = job_commits(out)
     assert [stages for stages in commits.values()] == [["train", "evaluate"]]
+    assert reproduce._unrecorded_jobs(config, out) == "analyze gru none m0"  # written by hand
+    (out / "jobs.jsonl").unlink()  # as a folder filled by code that predates the log
+    assert reproduce._unrecorded_jobs(config, out) == (
+        "train gru none, evaluate gru none, analyze gru none m0"
+    )
 
 
 def test_regularised_runs_and_modes_are_chosen(tmp_path):
@@ -143,6 +148,17 @@ def test_regularised_runs_and_modes_are_chosen(tmp_path):
     jobs = [str(j) for j in plan(config) if j.stage == "regularize"]
     assert jobs == [f"regularize {c} vocu m{k} {m}" for k in (0, 1) for c in ("gru", "lstm")
                     for m in ("center", "control")]  # fmt: skip
+    one_seed = ReproduceConfig(
+        preset="tiny", reg_curricula=("decu",), reg_seeds=1, reg_modes=("center",)
+    )
+    assert [str(j) for j in plan(one_seed) if j.stage == "regularize"] == [
+        "regularize gru decu m0 center", "regularize lstm decu m0 center",
+    ]  # fmt: skip
+    split = ReproduceConfig(preset="tiny", search_iterations=1000, backtrack_iterations=200)
+    options = split.analysis_options("vocu")
+    assert options.search_options == {"max_iterations": 1000}
+    assert options.backtrack_search_options == {"max_iterations": 200}
+    assert ReproduceConfig(preset="tiny").analysis_options("vocu").backtrack_search_options is None
     with pytest.raises(ValueError, match=r"reg_curricula must be a list of .* got \('spiral',\)"):
         ReproduceConfig(preset="tiny", reg_curricula=("spiral",))
     with pytest.raises(
@@ -290,13 +306,17 @@ def test_command_line_options_of_the_regularisation_and_the_search_budget():
     add_reproduce_arguments(parser)
     args = parser.parse_args(
         ["--preset", "tiny", "--reg-curricula", "decu,vocu", "--reg-modes", "center,control",
-         "--search-iterations", "200"]
+         "--search-iterations", "200", "--backtrack-iterations", "50", "--reg-seeds", "3"]
     )  # fmt: skip
     config = config_from_args(args)
     assert config.reg_curricula == ("decu", "vocu") and config.reg_modes == ("center", "control")
     assert config.search_iterations == 200
     command = canonical_command(config, Path("out"))
-    assert "--reg-modes center,control --reg-curricula decu,vocu --search-iterations 200" in command
+    assert (
+        "--reg-modes center,control --reg-curricula decu,vocu --search-iterations 200 "
+        "--backtrack-iterations 50 --reg-seeds 3"
+    ) in command
+    assert config.backtrack_iterations == 50 and config.reg_seeds == 3
     with pytest.raises(SystemExit):
         parser.parse_args(["--search-iterations", "0"])
 
@@ -325,3 +345,30 @@ def test_dry_run_estimates_only_the_jobs_left(tmp_path, mnist_root, capsys):
     assert wall_seconds(two, 2) == 250.0  # one job cannot use two workers
     with pytest.raises(ValueError, match="warmup_steps must be at least 2, got 1"):
         estimate_study(config, out, warmup_steps=1)
+
+
+def test_backtracking_searches_get_their_own_budget(
+    tmp_path, mnist_root, every_trial_counts, monkeypatch
+):
+    import analysis.pipeline as pipeline
+
+    budgets = {"final": [], "backtrack": []}
+    real_find, real_backtrack = pipeline.find_slow_points, pipeline.backtrack
+
+    def find(*args, **kwargs):
+        budgets["final"].append(kwargs.get("max_iterations"))
+        return real_find(*args, **kwargs)
+
+    def backtrack(*args, **kwargs):
+        budgets["backtrack"].append(kwargs.get("max_iterations"))
+        return real_backtrack(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "find_slow_points", find)
+    monkeypatch.setattr(pipeline, "backtrack", backtrack)
+    config = _config(
+        mnist_root, curricula=("vocu",), n_seeds=1, regularize=False, search_iterations=3,
+        backtrack_iterations=2,
+    )  # fmt: skip
+    result = run_reproduce(config, tmp_path / "study", progress=False, stop_after="analyze")
+    assert result["failures"] == [] and "analyze gru vocu m0" in result["ran"]
+    assert budgets == {"final": [3], "backtrack": [2]}
