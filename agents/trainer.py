@@ -15,10 +15,12 @@ to every step's loss; the trainer saves its state with the resume file and logs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -41,7 +43,7 @@ from memenv.errors import CorruptFileError, UsageError
 from memenv.task import DelayedRecallTask
 
 PENALTY_FILE = "penalty.json"
-RESUME_IGNORED_FIELDS = ("device",)
+RESUME_IGNORED_FIELDS = ("device", "tf32")
 """Fields that may differ between a run's saved config and the config it is resumed with."""
 
 
@@ -196,7 +198,23 @@ def train(
         loop.load(resume_file)
     else:
         loop.start()
-    return loop.run(progress=progress, stop_at_step=stop_at_step)
+    with matmul_precision(device, tf32=config.tf32):
+        return loop.run(progress=progress, stop_at_step=stop_at_step)
+
+
+@contextlib.contextmanager
+def matmul_precision(device: torch.device, *, tf32: bool) -> Iterator[None]:
+    """On CUDA, TensorFloat-32 on (``tf32``) or off for matrix products and cuDNN inside the
+    block, the process's previous settings restored after it; on other devices nothing."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def initial_model(config: TrainConfig) -> nn.Module:

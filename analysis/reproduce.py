@@ -23,6 +23,7 @@ last stage included, fits the run in the paper's proportions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import platform
@@ -513,6 +514,7 @@ def _attempt(config: ReproduceConfig, out: Path, job: Job, progress: bool) -> st
 
     A training that fails for another reason than a non-finite loss is a bad configuration,
     not a bad network: it raises."""
+    _running_commit()
     try:
         if job.stage == "train":
             _train(config, out, job, progress)
@@ -534,13 +536,20 @@ JOBS_LOG = "jobs.jsonl"
 """One line per job finished in the study folder: which code ran it, where and when."""
 
 
+@functools.cache
+def _running_commit() -> str:
+    """The commit of the code this process runs, asked once, at its first job: edits to the
+    checkout made while a long study runs are not the code that ran it."""
+    return short_commit()
+
+
 def _record_job(out: Path, job: Job) -> None:
     """Appends the job's provenance to ``out/jobs.jsonl`` (one short line: appends from
     parallel workers do not interleave)."""
     line = json.dumps(
         {
             "job": str(job),
-            "commit": short_commit(),
+            "commit": _running_commit(),
             "host": platform.node(),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -803,6 +812,8 @@ def write_report(
         **meta,
     }
     results["speed_budget_md"] = _speed_budget_markdown(out)
+    if (out / "speed_budget.json").is_file():
+        results["speed_budget"] = read_json(out / "speed_budget.json")
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = claims_table(results, results["meta"]["held_for"])
     figures: dict[str, Any] = {}
