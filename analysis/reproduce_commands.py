@@ -91,6 +91,12 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--pack",
+        default=None,
+        help="after the report, pack it and the final weights into this folder as files of "
+        "at most 16 MiB (report.tar.gz, weights.tar.xz[.partNN])",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan and a time estimate from a short measured warm-up; run nothing",
@@ -185,6 +191,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for name, path in result["paths"].items():
             if name != "report":
                 print(f"  {name}: {path}")
+        if args.pack:
+            from analysis.pack import pack_study
+
+            packed = pack_study(out, result["report_dir"], args.pack)
+            print(f"packed: {', '.join(f'{p} ({p.stat().st_size:,} bytes)' for p in packed)}")
     else:
         print(f"stopped after stage {args.stop_after!r}; rerun to continue")
     return 1 if result["failures"] else 0

@@ -242,6 +242,15 @@ def test_command_line(tmp_path, mnist_root, capsys):
     assert f"study folder: {out}" in printed and "stopped after stage 'evaluate'" in printed
     assert (out / "evaluate" / "gru-none.json").is_file()
     assert json.loads((out / "config.json").read_text())["n_seeds"] == 2
+    code = main([
+        "reproduce", "--preset", "tiny", "--cells", "gru", "--curricula", "none", "--seeds", "2",
+        "--data-root", str(mnist_root), "--out", str(out), "--device", "cpu", "--no-progress",
+        "--no-regularize", "--pack", str(tmp_path / "pack"),
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code in (0, 1)  # 1: a tiny network may fail its analysis; the report is written
+    assert f"packed: {tmp_path / 'pack' / 'report.tar.gz'} (" in printed
+    assert (tmp_path / "pack" / "weights.tar.xz").is_file()
     assert main(["reproduce", "--preset", "huge"]) == 2
     assert "memenv reproduce: error: ReproduceConfig.preset must be" in capsys.readouterr().err
     assert main(["reproduce", "--cells", ","]) == 2
