@@ -91,6 +91,12 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="a line for the report's protocol section (repeatable), e.g. what was left out",
+    )
+    parser.add_argument(
         "--pack",
         default=None,
         help="after the report, pack it and the final weights into this folder as files of "
@@ -180,7 +186,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     result = run(
         config, out, report_dir=args.report, progress=progress, stop_after=args.stop_after,
-        meta={"command": command}, log=None if progress else (lambda line: print(line, flush=True)),
+        meta={"command": command, "notes": list(args.note)}, log=None if progress else (lambda line: print(line, flush=True)),
         jobs=args.jobs, threads=worker_threads,
     )  # fmt: skip
     print(f"study folder: {result['out_dir']}")

@@ -282,6 +282,7 @@ def report_markdown(
         f"- long delays: every evaluated delay >= {long_min}",
         f"- slow-point searches: {meta.get('search', 'n/a')}",
         f"- verdicts hold for: {meta.get('held_for', 'n/a')}",
+        *[f"- note: {note}" for note in meta.get("notes", [])],
         "",
     ]
     if results.get("failures"):

@@ -245,12 +245,13 @@ def test_command_line(tmp_path, mnist_root, capsys):
     code = main([
         "reproduce", "--preset", "tiny", "--cells", "gru", "--curricula", "none", "--seeds", "2",
         "--data-root", str(mnist_root), "--out", str(out), "--device", "cpu", "--no-progress",
-        "--no-regularize", "--pack", str(tmp_path / "pack"),
+        "--no-regularize", "--pack", str(tmp_path / "pack"), "--note", "VoCu and DeCu left out",
     ])  # fmt: skip
     printed = capsys.readouterr().out
     assert code in (0, 1)  # 1: a tiny network may fail its analysis; the report is written
     assert f"packed: {tmp_path / 'pack' / 'report.tar.gz'} (" in printed
     assert (tmp_path / "pack" / "weights.tar.xz").is_file()
+    assert "- note: VoCu and DeCu left out\n" in (out / "report" / "report.md").read_text()
     assert main(["reproduce", "--preset", "huge"]) == 2
     assert "memenv reproduce: error: ReproduceConfig.preset must be" in capsys.readouterr().err
     assert main(["reproduce", "--cells", ","]) == 2
