@@ -40,6 +40,7 @@ from analysis.speed_budget import (
     adam_label,
     budget_markdown,
     geometric_means,
+    lm_budget,
     lm_label,
     ranking_agreement,
     stable_budget,
@@ -72,12 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def study_runs(study: Path, curricula: list[str] | None) -> list[tuple[str, str, Path]]:
-    """``(cell, curriculum, run_dir)`` of every finished run, in the study's order."""
-    config = read_json(study / "config.json")
-    wanted = curricula or list(config["curricula"])
+    """``(cell, curriculum, run_dir)`` of every finished run of the study folder (whatever
+    cells its last call named), cells and curricula in the study's canonical order."""
+    from analysis.reproduce import CURRICULA
+
     runs = []
-    for cell in config["cells"]:
-        for curriculum in wanted:
+    for cell in ("gru", "lstm", "rnn"):
+        for curriculum in curricula or CURRICULA:
             run_dir = study / "train" / f"{cell}-{curriculum}"
             if (run_dir / "model.pt").is_file():
                 runs.append((cell, curriculum, run_dir))
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     previous = read_json(out)["networks"] if out.is_file() else []
     done = {record["key"]: record for record in previous}
+    listed = {network_key(c, u, m) for c, u, _, m in networks}
+    others = [r for r in previous if r["key"] not in listed]  # never drop measured networks
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -114,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         key = network_key(cell, curriculum, member)
         adam = position < args.adam_networks
         wanted = lm_labels + ([adam_label(args.adam_iterations)] if adam else [])
-        if key in done and done[key]["speeds"]["labels"] == wanted:
-            records.append(done[key])
+        if key in done and set(wanted) <= set(done[key]["speeds"]["labels"]):
+            records.append(done[key])  # a record with more budgets (Adam) is kept whole
             continue
         bar.set_postfix_str(key)
         info = run_info(run_dir, member)
@@ -139,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                 "speeds": result.to_dict(),
             }
         )  # fmt: skip
-        write_json(out, summary(records, skipped, labels, args, options))
+        write_json(out, summary(records + others, skipped, labels, args, options))
     bar.close()
+    records += others
+    # every Adam row measured, this call's or an earlier one's, stays in the table
+    adam_rows = {x for r in records for x in r["speeds"]["labels"] if lm_budget(x) is None}
+    labels = lm_labels + sorted(adam_rows)
     record = summary(records, skipped, labels, args, options)
     record["wall_s"] = time.perf_counter() - started
     write_json(out, record)

@@ -272,3 +272,13 @@ def test_script_on_a_tiny_study_skips_resumes_and_writes_json(
     assert again["networks"][0] == record
     assert again["skipped"] == []
     assert again["networks"][1]["speeds"]["labels"] == ["lm1", "lm4"]  # Adam: first one only
+
+    # a later call of the study named other cells, and this one asks for no Adam: nothing
+    # measured is dropped, the record with Adam is kept whole and its row stays in the table
+    config_file = study / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "cells": ["lstm"]}))
+    assert script.main(["--study", str(study), "--budgets", "1,4", "--no-progress"]) == 0
+    assert len(calls) == 3  # nothing redone
+    third = json.loads(out.read_text())
+    assert [r["key"] for r in third["networks"]] == ["gru-none-m0", "gru-none-m1"]
+    assert third["networks"][0] == record and third["labels"] == ["lm1", "lm4", "adam5"]
