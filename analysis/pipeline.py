@@ -168,19 +168,7 @@ def analyze_network(
     """
     options = options or AnalysisOptions()
     n_classes = task.config.n_classes if n_classes is None else n_classes
-    view, input_x = analysis_view(model, task, seed=options.seed)
-    dynamics = FlatDynamics(view, cell_speed=options.cell_speed)
-    centers = class_centers(
-        dynamics,
-        task,
-        n_per_class=options.n_per_class,
-        settle_steps=options.settle_steps,
-        noise_scale=options.noise_scale,
-        shared_noise=options.shared_noise,
-        n_classes=n_classes,
-        seed=options.seed,
-        input_x=input_x,
-    )
+    dynamics, input_x, centers = network_centers(model, task, options, n_classes)
     initial, initial_labels = search_starts(centers, options.extra_per_class)
     points = find_slow_points(
         dynamics,
@@ -229,6 +217,22 @@ def analyze_network(
         if options.authors_centers_check
         else None,
     )
+
+
+def network_centers(
+    model: nn.Module, task: DelayedRecallTask, options: AnalysisOptions, n_classes: int
+) -> tuple[FlatDynamics, np.ndarray, ClassCenters]:
+    """``(dynamics, fixed input, class centres)`` of ``model`` as every analysis computes them:
+    the network under `analysis_view`, as `FlatDynamics` with ``options.cell_speed``, and
+    `class_centers` with ``options``' trials, settling, noise and seed."""
+    view, input_x = analysis_view(model, task, seed=options.seed)
+    dynamics = FlatDynamics(view, cell_speed=options.cell_speed)
+    centers = class_centers(
+        dynamics, task, n_per_class=options.n_per_class, settle_steps=options.settle_steps,
+        noise_scale=options.noise_scale, shared_noise=options.shared_noise, n_classes=n_classes,
+        seed=options.seed, input_x=input_x,
+    )  # fmt: skip
+    return dynamics, input_x, centers
 
 
 def _authors_centers_table(dynamics, task, options, n_classes, input_x, accuracy):

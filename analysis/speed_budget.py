@@ -27,11 +27,8 @@ from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.centers import class_centers
 from analysis.claims import SLOW_TOL as SLOW_POINT_TOL
-from analysis.features import analysis_view
 from analysis.pipeline import AnalysisOptions
-from analysis.protocol import FlatDynamics
 from analysis.slow_points import find_slow_points
 from memenv import DelayedRecallTask
 from memenv.errors import UsageError
@@ -197,20 +194,10 @@ def budget_speeds(
         raise UsageError(f"budgets must be distinct integers >= 0, at least one; got {budgets}")
     if adam_iterations is not None:
         adam_iterations = _count(adam_iterations, "adam_iterations")
+    from analysis.pipeline import network_centers
+
     n_classes = task.config.n_classes if n_classes is None else int(n_classes)
-    view, input_x = analysis_view(model, task, seed=options.seed)
-    dynamics = FlatDynamics(view, cell_speed=options.cell_speed)
-    centers = class_centers(
-        dynamics,
-        task,
-        n_per_class=options.n_per_class,
-        settle_steps=options.settle_steps,
-        noise_scale=options.noise_scale,
-        shared_noise=options.shared_noise,
-        n_classes=n_classes,
-        seed=options.seed,
-        input_x=input_x,
-    )
+    dynamics, input_x, centers = network_centers(model, task, options, n_classes)
     valid = centers.valid
     if not valid.any():
         raise UsageError(

@@ -12,7 +12,7 @@ import torch
 from analysis_toy_models import CellModel, TanhRNN, trigger_reader
 from torch import nn
 
-import analysis.speed_budget as speed_budget
+import analysis.pipeline as pipeline
 from analysis.centers import ClassCenters
 from analysis.pipeline import AnalysisOptions, analyze_network
 from analysis.speed_budget import (
@@ -44,20 +44,6 @@ def _speeds(labels=("lm1", "lm5"), n_classes=3, **changes) -> BudgetSpeeds:
     )
     values.update(changes)
     return BudgetSpeeds(**values)
-
-
-def _lenient(real):
-    """Every trial counts, so that an untrained network has a centre for every class."""
-
-    def centres(*args, **kwargs):
-        found = real(*args, **kwargs)
-        for k in found.classes:
-            found.centers[k] = found.states[found.trial_labels == k].mean(axis=0)
-        found.n_correct[:] = found.n_trials
-        found.correct[:] = True
-        return found
-
-    return centres
 
 
 # ------------------------------------------------------------------------- the result
@@ -114,7 +100,7 @@ def test_a_larger_budget_never_ends_faster_and_stays_within_budget(task, monkeyp
         states=np.zeros((12, 2)), trial_labels=np.repeat(np.arange(3), 4),
         correct=np.zeros(12, dtype=bool), settle_steps=3, noise_scale=1.0,
     )  # fmt: skip
-    monkeypatch.setattr(speed_budget, "class_centers", lambda *a, **k: centres)
+    monkeypatch.setattr(pipeline, "class_centers", lambda *a, **k: centres)
     # each search gets its own method's options (an LM key would break Adam, and back)
     options = AnalysisOptions(search_options={"lr": 1e-2, "initial_damping": 1e-3})
     result = budget_speeds(
@@ -136,11 +122,7 @@ def test_a_larger_budget_never_ends_faster_and_stays_within_budget(task, monkeyp
     assert (result.seconds_b >= 0).all()
 
 
-def test_budget_of_the_study_matches_the_pipeline(task, monkeypatch):
-    import analysis.pipeline as pipeline
-
-    monkeypatch.setattr(pipeline, "class_centers", _lenient(pipeline.class_centers))
-    monkeypatch.setattr(speed_budget, "class_centers", _lenient(speed_budget.class_centers))
+def test_budget_of_the_study_matches_the_pipeline(task, every_trial_counts):
     torch.manual_seed(0)
     model = CellModel(nn.GRUCell(task.obs_dim, 4), 4)
     options = AnalysisOptions(
@@ -225,7 +207,7 @@ def _script():
 
 
 def test_script_on_a_tiny_study_skips_resumes_and_writes_json(
-    tmp_path, mnist_root, monkeypatch, capsys
+    tmp_path, mnist_root, monkeypatch, capsys, every_trial_counts
 ):
     from analysis.reproduce import ReproduceConfig, run_reproduce
 
@@ -235,7 +217,7 @@ def test_script_on_a_tiny_study_skips_resumes_and_writes_json(
     )  # fmt: skip
     study = tmp_path / "study"
     run_reproduce(config, study, progress=False, stop_after="train")
-    real = _lenient(speed_budget.class_centers)
+    real = pipeline.class_centers  # every trial counts (the fixture)
     calls = []
 
     def second_member_answers_nothing(*args, **kwargs):
@@ -246,7 +228,7 @@ def test_script_on_a_tiny_study_skips_resumes_and_writes_json(
             found.centers[:] = np.nan
         return found
 
-    monkeypatch.setattr(speed_budget, "class_centers", second_member_answers_nothing)
+    monkeypatch.setattr(pipeline, "class_centers", second_member_answers_nothing)
     script = _script()
     argv = ["--study", str(study), "--budgets", "1,4", "--adam-networks", "1"]
     argv += ["--adam-iterations", "5", "--no-progress"]
