@@ -256,12 +256,18 @@ def _without(values: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- across networks
-def ranking_agreement(speeds_nxb: Any) -> dict[str, np.ndarray]:
+def ranking_agreement(
+    speeds_nxb: Any, groups: Sequence[Any] | None = None
+) -> dict[str, np.ndarray]:
     """Kendall's tau between the network rankings of every pair of budgets.
 
     Args:
         speeds_nxb: ``[n, B]`` a speed per network and budget (e.g. `geometric_mean_b`);
             NaN where a network lacks a budget (the pair drops that network).
+        groups: ``n`` hashable labels (e.g. ``(cell, curriculum)``): tau is then computed
+            within each group and averaged, weighted by the networks each used, so that the
+            speed differences between groups (a GRU's and an LSTM's differ by orders of
+            magnitude) do not make two budgets look alike; p is then NaN. None: one group.
 
     Returns:
         ``{"tau": float64 [B, B], "p": float64 [B, B] (two-sided), "n": int64 [B, B] networks
@@ -270,18 +276,34 @@ def ranking_agreement(speeds_nxb: Any) -> dict[str, np.ndarray]:
     speeds = np.asarray(speeds_nxb, dtype=np.float64)
     if speeds.ndim != 2:
         raise UsageError(f"speeds_nxb must be [n, B], got shape {speeds.shape}")
+    if groups is not None and len(groups) != speeds.shape[0]:
+        raise UsageError(
+            f"groups must name each of the {speeds.shape[0]} networks, got {len(groups)}"
+        )
+    labels = [0] * speeds.shape[0] if groups is None else list(groups)
     n_budgets = speeds.shape[1]
     tau = np.full((n_budgets, n_budgets), np.nan)
     p = np.full((n_budgets, n_budgets), np.nan)
     n = np.zeros((n_budgets, n_budgets), dtype=np.int64)
+    members = {
+        g: np.asarray([k for k, h in enumerate(labels) if h == g]) for g in dict.fromkeys(labels)
+    }
     for i in range(n_budgets):
         for j in range(n_budgets):
-            keep = np.isfinite(speeds[:, i]) & np.isfinite(speeds[:, j])
-            x, y = speeds[keep, i], speeds[keep, j]
-            n[i, j] = x.size
-            if x.size >= 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
-                result = stats.kendalltau(x, y)
-                tau[i, j], p[i, j] = float(result.statistic), float(result.pvalue)
+            total, weight = 0.0, 0
+            for index in members.values():
+                x, y = speeds[index, i], speeds[index, j]
+                keep = np.isfinite(x) & np.isfinite(y)
+                x, y = x[keep], y[keep]
+                n[i, j] += x.size
+                if x.size >= 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
+                    result = stats.kendalltau(x, y)
+                    total += x.size * float(result.statistic)
+                    weight += x.size
+                    if groups is None:
+                        p[i, j] = float(result.pvalue)
+            if weight:
+                tau[i, j] = total / weight
     return {"tau": tau, "p": p, "n": n}
 
 
@@ -311,6 +333,7 @@ def budget_markdown(
     agreement: dict[str, np.ndarray] | None = None,
     labels: Sequence[str] | None = None,
     stable: str | None = None,
+    groups: Sequence[Any] | None = None,
 ) -> str:
     """Two markdown tables: per budget (over networks) and Kendall's tau between budgets.
 
@@ -324,7 +347,7 @@ def budget_markdown(
     labels = list(labels) if labels is not None else _all_labels(networks)
     means_nxb = geometric_means(networks, labels)
     if agreement is None:
-        agreement = ranking_agreement(means_nxb)
+        agreement = ranking_agreement(means_nxb, groups)
     rows = [
         "| budget | networks | median geometric-mean speed | searches converged | "
         f"searches at q <= {SLOW_POINT_TOL:g} | median seconds |",
@@ -349,7 +372,9 @@ def budget_markdown(
     tau, n = agreement["tau"], agreement["n"]
     rows += [
         "",
-        "Kendall's tau of the network ranking by geometric-mean speed (networks in pair):",
+        "Kendall's tau of the network ranking by geometric-mean speed "
+        + ("within (cell, curriculum) groups, weighted " if groups is not None else "")
+        + "(networks in pair):",
         "",
         "| | " + " | ".join(labels) + " |",
         "|---|" + "---:|" * len(labels),
@@ -372,7 +397,10 @@ def budget_markdown_from_file(path: str | Path) -> str:
     networks = [BudgetSpeeds.from_dict(record["speeds"]) for record in data["networks"]]
     if not networks:
         return ""
-    return budget_markdown(networks, labels=data["labels"], stable=data.get("stable_budget"))
+    groups = [(r["cell"], r["curriculum"]) for r in data["networks"]]
+    return budget_markdown(
+        networks, labels=data["labels"], stable=data.get("stable_budget"), groups=groups
+    )
 
 
 def geometric_means(networks: Sequence[BudgetSpeeds], labels: Sequence[str]) -> np.ndarray:

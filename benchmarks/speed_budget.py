@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = [BudgetSpeeds.from_dict(r["speeds"]) for r in records]
     print(f"{len(records)} networks, budgets {labels}; results: {out}\n")
-    print(budget_markdown(results, labels=labels, stable=record["stable_budget"]))
+    groups = [(r["cell"], r["curriculum"]) for r in records]
+    print(budget_markdown(results, labels=labels, stable=record["stable_budget"], groups=groups))
     for item in skipped:
         print(f"skipped {item['key']}: {item['error']}")
     return 0
@@ -170,7 +171,8 @@ def summary(
 ) -> dict[str, Any]:
     """The output file's content: per network, and the ranking agreement between budgets."""
     results = [BudgetSpeeds.from_dict(r["speeds"]) for r in records]
-    agreement = ranking_agreement(geometric_means(results, labels))
+    groups = [(r["cell"], r["curriculum"]) for r in records]
+    agreement = ranking_agreement(geometric_means(results, labels), groups)
     return {
         "study": str(args.study),
         "labels": labels,

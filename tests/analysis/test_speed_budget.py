@@ -264,3 +264,19 @@ def test_script_on_a_tiny_study_skips_resumes_and_writes_json(
     third = json.loads(out.read_text())
     assert [r["key"] for r in third["networks"]] == ["gru-none-m0", "gru-none-m1"]
     assert third["networks"][0] == record and third["labels"] == ["lm1", "lm4", "adam5"]
+
+
+def test_ranking_agreement_within_groups_is_not_fooled_by_group_offsets():
+    # inside each group the two budgets rank the networks in opposite orders; the groups sit
+    # orders of magnitude apart, so the pooled ranking looks stable
+    slow, fast = np.array([1e-12, 2e-12, 3e-12]), np.array([1e-6, 2e-6, 3e-6])
+    speeds_nxb = np.stack(
+        [np.concatenate([slow, fast]), np.concatenate([slow[::-1], fast[::-1]])], 1
+    )
+    pooled = ranking_agreement(speeds_nxb)
+    assert pooled["tau"][0, 1] == pytest.approx(0.2)  # 9 of the 15 pairs agree
+    within = ranking_agreement(speeds_nxb, groups=["lstm"] * 3 + ["gru"] * 3)
+    assert within["tau"][0, 1] == pytest.approx(-1.0) and within["n"][0, 1] == 6
+    assert np.isnan(within["p"][0, 1])
+    with pytest.raises(ValueError, match="groups must name each of the 6 networks, got 2"):
+        ranking_agreement(speeds_nxb, groups=["a", "b"])
