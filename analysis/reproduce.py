@@ -434,6 +434,7 @@ def run_reproduce(
     log: Callable[[str], None] | None = None,
     jobs: int = 1,
     threads: int | None = None,
+    report_only: bool = False,
 ) -> dict[str, Any]:
     """Runs (or resumes) the study in ``out_dir`` and writes the report.
 
@@ -451,6 +452,8 @@ def run_reproduce(
             `prerequisites` are finished. The results are the same as with ``jobs=1``.
         threads: torch CPU threads of each worker (None: torch's default); ``jobs=1`` runs in
             this process, whose threads the caller sets.
+        report_only: Run no job: write the report from the results the folder holds (jobs
+            not run are missing from it, as after an interruption).
 
     Returns:
         ``{"out_dir", "report_dir", "paths" (report files; empty if stopped before the
@@ -470,6 +473,8 @@ def run_reproduce(
     if stop_after is not None:
         planned = [j for j in planned if STAGES.index(j.stage) <= STAGES.index(stop_after)]
     todo = [j for j in planned if j.stage != "report" and not job_done(config, out, j)]
+    if report_only:
+        planned, todo = [j for j in planned if j.stage == "report"] or [Job("report")], []
     failures: list[tuple[str, str]] = []
     ran: list[str] = []
     paths: dict[str, Path] = {}

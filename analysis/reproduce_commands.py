@@ -91,6 +91,11 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run no job: write the report from the results the study folder holds",
+    )
+    parser.add_argument(
         "--note",
         action="append",
         default=[],
@@ -187,7 +192,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     result = run(
         config, out, report_dir=args.report, progress=progress, stop_after=args.stop_after,
         meta={"command": command, "notes": list(args.note)}, log=None if progress else (lambda line: print(line, flush=True)),
-        jobs=args.jobs, threads=worker_threads,
+        jobs=args.jobs, threads=worker_threads, report_only=args.report_only,
     )  # fmt: skip
     print(f"study folder: {result['out_dir']}")
     for job, error in result["failures"]:

@@ -382,3 +382,14 @@ def test_backtracking_searches_get_their_own_budget(
     result = run_reproduce(config, tmp_path / "study", progress=False, stop_after="analyze")
     assert result["failures"] == [] and "analyze gru vocu m0" in result["ran"]
     assert budgets == {"final": [3], "backtrack": [2]}
+
+
+def test_report_only_runs_no_job(tmp_path, mnist_root):
+    config = _config(mnist_root, curricula=("none",), regularize=False)
+    out = tmp_path / "study"
+    run_reproduce(config, out, progress=False, stop_after="train")
+    result = run_reproduce(config, out, progress=False, report_only=True)
+    assert result["ran"] == ["report"] and result["failures"] == []
+    assert not (out / "evaluate").exists() and not (out / "analysis").exists()
+    report = result["paths"]["report"].read_text()
+    assert "not tested" in report and "- jobs without a record" not in report
