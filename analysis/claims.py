@@ -471,6 +471,8 @@ def claim_vocu_attaches(networks: list[dict[str, Any]], cell: str) -> ClaimRow:
         return _not_tested(
             row, f"{vocu.size} of {n_seeds} seed pairs have lineages with later classes"
         )
+    if not (vocu.any() or decu.any()):
+        return _not_tested(row, "no tracked class merges in any VoCu or DeCu lineage")
     numbers = f"VoCu {vocu.mean():.2f}, DeCu {decu.mean():.2f}"
     return dataclasses.replace(row, effect=paired_test(vocu, decu), numbers=numbers)
 

@@ -244,6 +244,13 @@ def test_attachment_against_the_decu_control():
                 for k in range(5)]  # fmt: skip
     assert _alone(claim_vocu_attaches(vocu + as_often, "gru")).verdict == CONTRADICTED
     assert _alone(claim_attachment_hurts(vocu + as_often, "gru")).verdict == NO_EVIDENCE
+    no_merges = [
+        _backtracked("vocu", k, later_classes=[5, 6], first_vocabulary=2) for k in range(5)
+    ]
+    no_merges += [_backtracked("decu", k) for k in range(5)]
+    assert _alone(claim_vocu_attaches(no_merges, "gru")).reason == (
+        "no tracked class merges in any VoCu or DeCu lineage"
+    )
     row = _alone(claim_attachment_hurts(vocu + [_backtracked("decu", k) for k in range(5)], "gru"))
     assert "0 of 5 seed pairs have merges with a known parent" in row.reason
 
