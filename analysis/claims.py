@@ -534,7 +534,9 @@ def claim_regularization(
 
 # ----------------------------------------------------------------------------- the table
 def claims_table(results: dict[str, Any], held_for: str = "") -> list[ClaimRow]:
-    """Every row of the specification, Holm-adjusted together (`finalize`)."""
+    """Every row of the specification, Holm-adjusted together (`finalize`). ``results`` may
+    also be a saved ``results.json`` (an older report's: rows whose inputs it lacks come out
+    not tested)."""
     long_min = int(results["long_delay_min"])
     cells = list(results["cells"])
     networks = results.get("networks", [])
@@ -566,17 +568,6 @@ def claims_table(results: dict[str, Any], held_for: str = "") -> list[ClaimRow]:
         if key != "class_speeds" and _usable(networks, key)
     ]
     return finalize(rows, held_for)
-
-
-def claims_of_saved_results(results: dict[str, Any], held_for: str) -> list[ClaimRow]:
-    """`claims_table` of a study's saved ``results.json`` (e.g. a committed report's), so that
-    an older report can be re-read under the current specification. Rows whose inputs that
-    file lacks (per-track speeds, merges of DeCu lineages) come out not tested."""
-    networks = [
-        {**n, "class_speeds": _floats(n["class_speeds"]), "class_accuracy": _floats(n["class_accuracy"])}
-        for n in results.get("networks", [])
-    ]  # fmt: skip
-    return claims_table({**results, "networks": networks}, held_for)
 
 
 def regularized_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

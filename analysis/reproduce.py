@@ -816,9 +816,11 @@ def write_report(
         "held_for": held_for(config, train_config.model_family, results.get("data_source")),
         **meta,
     }
-    results["speed_budget_md"] = _speed_budget_markdown(out)
     if (out / "speed_budget.json").is_file():
+        from analysis.speed_budget import budget_markdown_of
+
         results["speed_budget"] = read_json(out / "speed_budget.json")
+        results["speed_budget_md"] = budget_markdown_of(results["speed_budget"])
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = claims_table(results, results["meta"]["held_for"])
     figures: dict[str, Any] = {}
@@ -904,16 +906,6 @@ def _search_text(config: ReproduceConfig) -> str:
         f"{tracking} per backtracking search; class speeds and accuracies at delay "
         f"{options.long_delay}"
     )
-
-
-def _speed_budget_markdown(out: Path) -> str:
-    """The budget-sensitivity tables of ``out/speed_budget.json`` ('' when absent)."""
-    path = out / "speed_budget.json"
-    if not path.is_file():
-        return ""
-    from analysis.speed_budget import budget_markdown_from_file
-
-    return budget_markdown_from_file(path)
 
 
 def _json_safe(value: Any) -> Any:

@@ -64,6 +64,7 @@ def measure_rates(config: Any, cell: str, *, warmup_steps: int = 6) -> CellRates
     from agents.device import resolve_device
     from agents.evaluate import evaluate_delays
     from agents.trainer import train
+    from analysis.pipeline import analysis_task
 
     if warmup_steps < 2:
         raise UsageError(f"warmup_steps must be at least 2, got {warmup_steps}")
@@ -79,18 +80,12 @@ def measure_rates(config: Any, cell: str, *, warmup_steps: int = 6) -> CellRates
         train_step = (last["elapsed_s"] - first["elapsed_s"]) / max(last["step"] - first["step"], 1)
         model = load_model(run, device=resolve_device(config.device))
         member = load_model(run, member=0) if config.n_seeds > 1 else model.cpu()
-    task = _task(train_config)
+    task = analysis_task(train_config, 10)
     trials, delay = min(config.eval_trials, 200), 20
     start = time.perf_counter()
     evaluate_delays(model, task, delays=(delay,), n_trials=trials, t_stim=0, seed=0)
     eval_trial_step = (time.perf_counter() - start) / (trials * (delay + 2))
     return CellRates(train_step, eval_trial_step, _search_rate(member, task))
-
-
-def _task(train_config: Any) -> Any:
-    from analysis.pipeline import analysis_task
-
-    return analysis_task(train_config, 10)
 
 
 def _search_rate(model: Any, task: Any) -> float:

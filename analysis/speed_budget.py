@@ -19,7 +19,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -389,11 +388,9 @@ def budget_markdown(
     return "\n".join(rows) + "\n"
 
 
-def budget_markdown_from_file(path: str | Path) -> str:
-    """`budget_markdown` of a ``speed_budget.json`` written by ``benchmarks/speed_budget.py``."""
-    from agents.checkpoint import read_json
-
-    data = read_json(path)
+def budget_markdown_of(data: dict[str, Any]) -> str:
+    """`budget_markdown` of the content of a ``speed_budget.json`` written by
+    ``benchmarks/speed_budget.py`` ('' when it holds no network)."""
     networks = [BudgetSpeeds.from_dict(record["speeds"]) for record in data["networks"]]
     if not networks:
         return ""

@@ -322,12 +322,8 @@ def test_the_superseded_report_read_again_under_the_specification():
     import json
     from pathlib import Path
 
-    from analysis.claims import claims_of_saved_results
-
     path = Path(__file__).parents[2] / "docs" / "reproduction" / "fast-mnist" / "results.json"
-    rows = {
-        (r.key, r.scope): r for r in claims_of_saved_results(json.loads(path.read_text()), SCOPE)
-    }
+    rows = {(r.key, r.scope): r for r in claims_table(json.loads(path.read_text()), SCOPE)}
     gru = rows["decu_vs_vocu", "GRU"]  # Welch p = 0.0025 in that report; paired, then Holm
     assert gru.effect.estimate == pytest.approx(-0.167, abs=5e-4) and gru.effect.n == 5
     assert gru.effect.p_value == pytest.approx(0.012, abs=5e-4) and gru.p_holm > 0.05
