@@ -32,6 +32,14 @@ from memenv.cli_args import (
 )
 from memenv.errors import UsageError
 
+HELP = {
+    "demo": "train the fast preset on the embedded MNIST, evaluate, report",
+    "train": "train a recurrent agent (presets: fast, paper)",
+    "eval": "accuracy vs delay of a trained run",
+}
+"""One line per subcommand of this module for ``memenv --help`` (found through the
+``memenv.commands`` entry points)."""
+
 MODEL_FAMILIES = ("authors", "torch")
 """`agents.protocol.MODEL_FAMILIES`, repeated here so that ``memenv --help`` needs no torch."""
 

@@ -9,15 +9,17 @@ Works on any model that follows the recurrent protocol of docs/agents.md (``forw
   `deduplicate` merges coinciding points.
 * `class_speed_accuracy`, `network_speed_accuracy`, `spearman`: speed vs long-delay accuracy.
 * `backtrack` -> `Lineage`: follow slow points back through a run's checkpoints.
-* `analyze_network`, `analyze_run`, `write_report`: the whole analysis (``memenv analyze``).
-* `SpeedPenalty`, `compute_anchors`, `regularize_run`: the speed regulariser (``memenv
-  regularize``; docs/regularize.md), and `analysis.regularize_study`, its experiment.
+* `analyze_network`: the whole analysis of one network (the run-directory layer above it,
+  ``memenv analyze``, is `studies.run_analysis`).
+* `SpeedPenalty`, `compute_anchors`: the speed regulariser (fine-tuning with it, ``memenv
+  regularize``, is `studies.finetune`; docs/regularize.md).
 * `analysis.plots`: figures (`plot_pca`, `plot_lineage`, `plot_speed_accuracy`, `plot_spectra`).
-* The whole study (``memenv reproduce``): `analysis.reproduce`; other architectures
-  (``memenv bench``): `analysis.bench`.
+* This package is the pure core: functions from networks and arrays to typed results and
+  figures. Run directories, studies, reports and commands live in `studies` (docs/studies.md),
+  which imports from here and never the other way round.
 
 The names below are imported lazily (PEP 562), so that ``memenv --help`` (which imports each
-command module, e.g. ``analysis.commands``) does not import torch.
+command module, e.g. ``studies.analyze_commands``) does not import torch.
 """
 
 from __future__ import annotations
@@ -36,22 +38,10 @@ _EXPORTS = {
         "class_centers",
         "state_trajectories",
     ),
-    "analysis.finetune": (
-        "ModeComparison",
-        "expected_penalty",
-        "regularize_modes",
-        "RegularizeConfig",
-        "RegularizeResult",
-        "finetune_preset",
-        "regularize_run",
-        "train_with_speed_penalty",
-    ),
     "analysis.pipeline": (
         "AnalysisOptions",
         "NetworkAnalysis",
         "analyze_network",
-        "analyze_run",
-        "write_report",
     ),
     "analysis.protocol": (
         "FlatDynamics",

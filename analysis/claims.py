@@ -4,7 +4,7 @@ Holm-adjusted p-values, and a verdict that says what it holds for.
 
 The specification (statistic, unit, test and why, per claim) is docs/reproduction/claims.md;
 each ``claim_*`` function here implements one of its rows on the plain data that
-`analysis.reproduce.load_results` reads (see `analysis.reproduce_report` for its layout).
+`studies.reproduce.load_results` reads (see `studies.reproduce_report` for its layout).
 
 Verdicts (`finalize`): every row with a p-value is one hypothesis of one family, Holm-adjusted
 at `ALPHA`. **supported**: adjusted p < 0.05 in the paper's direction; **contradicted**:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     model, run_dir = trained_model(args)
     from agents.config import TrainConfig
-    from analysis.pipeline import analysis_task
+    from studies.run_analysis import analysis_task
 
     task = analysis_task(TrainConfig.from_json(run_dir / "config.json"), 10)
     dynamics = FlatDynamics(model, dtype=dtype)

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from agents.checkpoint import load_model, read_json, write_json
 from analysis import speed_budget
-from analysis.pipeline import AnalysisOptions, analysis_task, run_info
+from analysis.pipeline import AnalysisOptions
 from analysis.speed_budget import (
     BudgetSpeeds,
     adam_label,
@@ -45,6 +45,7 @@ from analysis.speed_budget import (
     ranking_agreement,
     stable_budget,
 )
+from studies.run_analysis import analysis_task, run_info
 
 OUTPUT_NAME = "speed_budget.json"
 
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def study_runs(study: Path, curricula: list[str] | None) -> list[tuple[str, str, Path]]:
     """``(cell, curriculum, run_dir)`` of every finished run of the study folder (whatever
     cells its last call named), cells and curricula in the study's canonical order."""
-    from analysis.reproduce import CURRICULA
+    from studies.reproduce import CURRICULA
 
     runs = []
     for cell in ("gru", "lstm", "rnn"):

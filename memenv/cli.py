@@ -1,8 +1,11 @@
 """The ``memenv`` command line: the one place that wires the layers together.
 
-Each subcommand lives in its layer's ``commands`` module, exposing ``add_<name>_arguments``
-and ``run_<name>``; they are imported only when that subcommand runs, so ``memenv --help``
-stays fast and ``import memenv`` never pulls in the agents or the analysis.
+Subcommands are found through the ``memenv.commands`` entry points (pyproject.toml), so this
+module names no upper layer: ``train = "agents.commands"`` says that ``memenv train`` lives in
+``agents.commands``, which exposes ``add_train_arguments``, ``run_train`` and a one-line
+``HELP["train"]``. A package installed next to memenv adds a subcommand the same way. The
+command modules import torch only when their subcommand runs, so ``memenv --help`` stays fast
+and ``import memenv`` never pulls in the agents or the analysis.
 """
 
 from __future__ import annotations
@@ -10,29 +13,28 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import importlib.util
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
 from memenv.errors import MemenvError
 
-# name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("agents.commands", "train the fast preset on the embedded MNIST, evaluate, report"),
-    "rollout": ("memenv.commands", "step the environment with a scripted policy and print it"),
-    "train": ("agents.commands", "train a recurrent agent (presets: fast, paper)"),
-    "eval": ("agents.commands", "accuracy vs delay of a trained run"),
-    "analyze": ("analysis.commands", "slow points, centres of mass and figures of a run"),
-    "regularize": ("analysis.regularizer_commands", "fine-tune a run with the speed regulariser"),
-    "bench": ("analysis.bench_commands", "benchmark memory architectures on delayed recall"),
-    "reproduce": ("analysis.reproduce_commands", "reproduce the paper's study end to end"),
-}
+ENTRY_POINTS = "memenv.commands"
+ORDER = ("demo", "rollout", "train", "eval", "analyze", "regularize", "bench", "reproduce")
+"""Where the built-in subcommands come in ``--help`` (the order of a study); others follow,
+sorted by name."""
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module.split(".")[0]) is not None and (
-        importlib.util.find_spec(module) is not None
-    )
+def subcommands() -> dict[str, str]:
+    """``{subcommand: module}`` of the installed ``memenv.commands`` entry points."""
+    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+    if not found:
+        raise MemenvError(
+            "no memenv subcommands are installed (no 'memenv.commands' entry points): install "
+            "memenv with pip (pip install -e . in a checkout)"
+        )
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return dict(sorted(found.items(), key=lambda item: (rank.get(item[0], len(ORDER)), item[0])))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,18 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Delayed-recall memory tasks (Haviv, Rivkind & Barak, ICML 2019).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        if not _available(module):
-            continue
+    for name, module_name in subcommands().items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is None or not module_name.startswith(error.name):
+                raise
+            continue  # an entry point left by an uninstalled package
+        help_text = module.HELP[name]
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(_module=module, _name=name)
-        adder = getattr(importlib.import_module(module), f"add_{name}_arguments")
-        adder(command)
+        command.set_defaults(_module=module_name, _name=name)
+        getattr(module, f"add_{name}_arguments")(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except MemenvError as error:
+        print(f"memenv: error: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     runner = getattr(importlib.import_module(args._module), f"run_{args._name}")
     return run_guarded(args._name, runner, args)

@@ -8,6 +8,12 @@ import json
 from memenv.cli_args import nonnegative_int, positive_int
 from memenv.errors import UsageError
 
+HELP = {
+    "rollout": "step the environment with a scripted policy and print it",
+}
+"""One line per subcommand of this module for ``memenv --help`` (found through the
+``memenv.commands`` entry points)."""
+
 POLICIES = ("oracle", "random", "null")
 
 

@@ -85,8 +85,8 @@ class FrameCounter(ImagePoolModel):
 
 def test_settle_steps_default_to_the_authors_15():
     """The authors' protocol: the centre state after 15 steps from the image (literal 15)."""
-    from analysis.finetune import RegularizeConfig
     from analysis.pipeline import AnalysisOptions
+    from studies.finetune import RegularizeConfig
 
     assert inspect.signature(class_centers).parameters["settle_steps"].default == 15
     assert AnalysisOptions().settle_steps == 15
@@ -167,8 +167,8 @@ def test_authors_centres_share_one_noise_sequence_at_a_third_of_the_std(task):
 def test_analyze_cli_takes_the_authors_centres(tmp_path):
     import argparse
 
-    from analysis.commands import add_analyze_arguments, options_from_args
     from memenv.errors import UsageError
+    from studies.analyze_commands import add_analyze_arguments, options_from_args
 
     parser = argparse.ArgumentParser()
     add_analyze_arguments(parser)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from analysis.backtrack import Lineage
-from analysis.commands import add_analyze_arguments, options_from_args, run_analyze
 from analysis.slow_points import SlowPoints
+from studies.analyze_commands import add_analyze_arguments, options_from_args, run_analyze
 
 SMALL = [
     "--trials", "4", "--extra-per-class", "1", "--accuracy-trials", "40",

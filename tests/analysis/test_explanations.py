@@ -7,10 +7,10 @@ import argparse
 
 import numpy as np
 
-from analysis.commands import add_analyze_arguments, run_analyze
-from analysis.pipeline import coarse_backtracking_note
 from analysis.plots import plot_spectra, spread_labels
 from analysis.slow_points import SlowPoints
+from studies.analyze_commands import add_analyze_arguments, run_analyze
+from studies.run_analysis import coarse_backtracking_note
 
 SMALL = [
     "--trials", "4", "--extra-per-class", "1", "--accuracy-trials", "40",

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from agents.checkpoint import load_model
-from analysis.finetune import (
+from studies.finetune import (
     DEFINITIONS,
     PENALTY_SEED,
     RegularizeConfig,
@@ -22,7 +22,7 @@ from analysis.finetune import (
     regularize_run,
     train_with_speed_penalty,
 )
-from analysis.regularizer_commands import add_regularize_arguments, run_regularize
+from studies.regularize_commands import add_regularize_arguments, run_regularize
 
 SMALL = dict(
     lr=1e-2, total_steps=6, n_noise=2, n_per_class=3, eval_delays=(4, 8), eval_trials=20,
@@ -205,7 +205,7 @@ def _accuracy(path):
 
 
 def _weight_dependent_evaluation(model, task, config, path):
-    """Stands in for `analysis.finetune._evaluate` (same caching): a tiny network answers no
+    """Stands in for `studies.finetune._evaluate` (same caching): a tiny network answers no
     trial correctly, so its accuracy is made a function of its weights instead; different
     networks get different accuracies, the same network the same."""
     from agents.evaluate import DelayAccuracy
@@ -227,7 +227,7 @@ def _weight_dependent_evaluation(model, task, config, path):
 def test_the_command_runs_the_control_by_default_and_reports_the_paired_difference(
     tiny_run, every_trial_counts, tmp_path, capsys, monkeypatch
 ):
-    import analysis.finetune as finetune
+    import studies.finetune as finetune
     from memenv.cli import main
 
     monkeypatch.setattr(finetune, "_evaluate", _weight_dependent_evaluation)
@@ -323,7 +323,7 @@ def test_a_member_is_named_in_the_summary(tiny_ensemble, every_trial_counts, tmp
 def test_seeds_fine_tunes_members_and_tests_the_difference(
     tiny_ensemble, every_trial_counts, tmp_path, capsys, monkeypatch
 ):
-    import analysis.finetune as finetune
+    import studies.finetune as finetune
     from memenv.cli import main
 
     monkeypatch.setattr(finetune, "_evaluate", _weight_dependent_evaluation)

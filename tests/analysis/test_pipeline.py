@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis.centers import ClassCenters
-from analysis.pipeline import search_starts, select_checkpoints, vocabulary_function
+from analysis.pipeline import search_starts
+from studies.run_analysis import select_checkpoints, vocabulary_function
 
 
 def test_select_checkpoints_spreads_and_keeps_the_last():

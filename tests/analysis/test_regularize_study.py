@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from analysis.finetune import DEFINITIONS
-from analysis.regularize_study import (
+from studies.finetune import DEFINITIONS
+from studies.regularize_study import (
     StudyConfig,
     member_sources,
     plot_study,
     run_study,
     study_table,
-    write_report,
+    write_study_report,
 )
 
 
@@ -46,12 +46,12 @@ def test_the_study_runs_resumes_and_reports(tmp_path, mnist_root, every_trial_co
         pair = [r for r in records if r["seed"] == seed]
         assert pair[0]["accuracy_before"] == pair[1]["accuracy_before"]
 
-    paths = write_report(
+    paths = write_study_report(
         records, tmp_path / "report", {"command": "test", "commit": "abc"}, notes=["A note."]
     )
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
-    text = paths["table"].read_text()
+    text = paths["report"].read_text()
     assert "### GRU (2 seeds)" in text and "center - control" in text
     assert text.rstrip().endswith("A note.")
     for sentence in DEFINITIONS:  # what S and q are, and why they can disagree
@@ -61,7 +61,7 @@ def test_the_study_runs_resumes_and_reports(tmp_path, mnist_root, every_trial_co
     s_before = np.mean([r["penalty_before"] for r in records if r["mode"] == "center"])
     s_after = np.mean([r["penalty_after"] for r in records if r["mode"] == "center"])
     assert f"| {s_before:.3g} -> {s_after:.3g} |" in text
-    table = json.loads(paths["table_json"].read_text())
+    table = json.loads(paths["table"].read_text())
     center = table["cells"]["gru"]["center"]
     acc = np.array([[r["accuracy_after"][d] for d in ("4", "30")] for r in records
                     if r["mode"] == "center"])  # fmt: skip

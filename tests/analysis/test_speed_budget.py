@@ -209,7 +209,7 @@ def _script():
 def test_script_on_a_tiny_study_skips_resumes_and_writes_json(
     tmp_path, mnist_root, monkeypatch, capsys, every_trial_counts
 ):
-    from analysis.reproduce import ReproduceConfig, run_reproduce
+    from studies.reproduce import ReproduceConfig, run_reproduce
 
     config = ReproduceConfig(
         preset="tiny", cells=("gru",), curricula=("none",), regularize=False, device="cpu",

@@ -20,7 +20,7 @@ if HERE not in sys.path:
 @pytest.fixture
 def tiny_protocol(mnist_root):
     """A benchmark protocol that trains for 4 steps and evaluates 10 trials per delay."""
-    from analysis.bench import BenchProtocol
+    from studies.bench import BenchProtocol
 
     return BenchProtocol(
         seeds=(0,), hidden_size=8, total_steps=4, batch_size=8, data_root=str(mnist_root),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agents.architectures import BUILTIN, build_architecture, check_protocol, load_factory
-from analysis.bench import has_fixed_state
+from studies.bench import has_fixed_state
 
 OBS_DIM = 785
 

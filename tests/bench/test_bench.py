@@ -11,11 +11,11 @@ import torch
 from bench_plugin_model import elman
 
 from agents.architectures import BUILTIN
-from analysis import bench
-from analysis.bench import BenchArchitecture, BenchProtocol, RunResult, resolve_architectures
-from analysis.bench_commands import add_bench_arguments, canonical_command, run_bench
-from analysis.bench_report import aggregate, plot_bench, t_interval
 from memenv import DelayedRecallTask, TaskConfig
+from studies import bench
+from studies.bench import BenchArchitecture, BenchProtocol, RunResult, resolve_architectures
+from studies.bench_commands import add_bench_arguments, canonical_command, run_bench
+from studies.bench_report import aggregate, plot_bench, t_interval
 
 
 def test_fast_protocol_delays():
@@ -206,7 +206,7 @@ def test_anchor_speed_is_the_speed_at_the_class_centre(mnist_root):
 
 
 def test_model_family_authors_swaps_in_the_authors_cells():
-    from analysis.bench_commands import builtin_names
+    from studies.bench_commands import builtin_names
 
     assert builtin_names("rnn,gru,lstm,lru", "torch") == ["rnn", "gru", "lstm", "lru"]
     assert builtin_names("rnn,gru, lstm,lru", "authors") == [

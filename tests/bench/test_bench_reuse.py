@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-import analysis
-from analysis import bench
-from analysis.bench import BenchArchitecture, RunResult
-from analysis.bench_commands import (
+import studies
+from memenv.errors import UsageError
+from studies import bench
+from studies.bench import BenchArchitecture, RunResult
+from studies.bench_commands import (
     NOT_A_CHECKOUT,
     add_bench_arguments,
     canonical_command,
     code_version,
     run_bench,
 )
-from analysis.bench_report import NULL_NOTE, aggregate, plot_bench
-from memenv.errors import UsageError
+from studies.bench_report import NULL_NOTE, aggregate, plot_bench
 
 GRU = BenchArchitecture("gru", "gru")
 
@@ -87,7 +87,7 @@ def test_cli_refuses_runs_made_with_other_settings_then_redoes_them(
 
     # --redo-mismatched deletes and redoes them, and says so; the report states what they used
     not_a_checkout = {"commit": None, "working_tree_modified": None, "code_dir": "/x/analysis"}
-    monkeypatch.setattr("analysis.bench_commands.code_version", lambda: not_a_checkout)
+    monkeypatch.setattr("studies.bench_commands.code_version", lambda: not_a_checkout)
     assert run_bench(_args([*base, "--steps", "6", "--redo-mismatched"])) == 0
     printed = capsys.readouterr().out
     assert (
@@ -223,7 +223,7 @@ def _git(folder: Path, *command: str) -> str:
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_commit_comes_from_the_code_not_the_working_directory(tmp_path, monkeypatch):
-    source = Path(analysis.__file__).resolve().parent
+    source = Path(studies.__file__).resolve().parent
     monkeypatch.chdir(tmp_path)  # not a repository
     info = code_version()
     assert info["code_dir"] == str(source)
@@ -253,6 +253,6 @@ def test_commit_comes_from_the_code_not_the_working_directory(tmp_path, monkeypa
     assert code_version(nested)["commit"] is None
     (tmp_path / "plain" / "analysis").mkdir(parents=True)
     assert code_version(tmp_path / "plain" / "analysis")["commit"] is None
-    from analysis.bench_commands import commit_label
+    from studies.bench_commands import commit_label
 
     assert commit_label(None) == NOT_A_CHECKOUT == "not a git checkout"

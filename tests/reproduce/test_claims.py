@@ -31,8 +31,9 @@ from analysis.claims import (
     lineage_metrics,
     track_jumpiness,
 )
-from analysis.reproduce_report import SECTIONS, report_html, report_markdown
 from analysis.stats import Effect
+from studies.report import markdown_html
+from studies.reproduce_report import SECTIONS, report_markdown
 
 DELAYS = [4, 19, 100, 1000]
 SCOPE = "under `fast`, full MNIST, the authors' networks"
@@ -305,17 +306,19 @@ def test_empty_results_give_untested_rows_and_a_complete_report():
     assert "not tested (no regularisation results)" in text
 
 
-def test_html_page_of_the_markdown_subset():
+def test_html_page_of_the_markdown():
     text = (
         "# Title <x>\n\nSome `code` and **bold**\ncontinued.\n\n- one\n- two\n\n"
         "| a | b |\n|---|---:|\n| 1 | **2** |\n\n![fig](fig.png)\n\n![other](missing.png)\n"
+        "\n<script>alert(1)</script>\n"
     )
-    page = report_html(text, {"fig.png": b"\x89PNG"})
+    page = markdown_html(text, {"fig.png": b"\x89PNG"})
     assert "<title>Title &lt;x&gt;</title>" in page and "<h1>Title &lt;x&gt;</h1>" in page
-    assert "<p>Some <code>code</code> and <b>bold</b> continued.</p>" in page
+    assert "<p>Some <code>code</code> and <strong>bold</strong>\ncontinued.</p>" in page
     assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in page
-    assert "<tr><th>a</th><th>b</th>" in page and "<td><b>2</b></td>" in page
+    assert "<th>a</th>" in page and '<td style="text-align:right"><strong>2</strong></td>' in page
     assert 'src="data:image/png;base64,iVBORw=="' in page and 'src="missing.png"' in page
+    assert "<script>" not in page and "&lt;script&gt;" in page  # raw HTML is escaped
 
 
 def test_the_superseded_report_read_again_under_the_specification():

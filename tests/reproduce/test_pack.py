@@ -7,7 +7,7 @@ import tarfile
 import pytest
 import torch
 
-from analysis.pack import pack_study, unpack_weights
+from studies.pack import pack_study, unpack_weights
 
 
 def _study(tmp_path, weight_bytes):

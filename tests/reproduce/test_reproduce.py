@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import analysis.reproduce as reproduce
+import studies.reproduce as reproduce
 from agents.checkpoint import read_json
-from analysis.reproduce import ReproduceConfig, job_commits, plan, run_reproduce
-from analysis.reproduce_report import SECTIONS
+from studies.reproduce import ReproduceConfig, job_commits, reproduce_plan, run_reproduce
+from studies.reproduce_report import SECTIONS
 
 
 def _config(mnist_root, **changes) -> ReproduceConfig:
@@ -145,13 +145,13 @@ def test_regularised_runs_and_modes_are_chosen(tmp_path):
     config = ReproduceConfig(
         preset="tiny", reg_curricula=("vocu",), reg_modes=("center", "control")
     )
-    jobs = [str(j) for j in plan(config) if j.stage == "regularize"]
+    jobs = [j.key for j in reproduce_plan(config, tmp_path).jobs if j.kind == "finetune"]
     assert jobs == [f"regularize {c} vocu m{k} {m}" for k in (0, 1) for c in ("gru", "lstm")
                     for m in ("center", "control")]  # fmt: skip
     one_seed = ReproduceConfig(
         preset="tiny", reg_curricula=("decu",), reg_seeds=1, reg_modes=("center",)
     )
-    assert [str(j) for j in plan(one_seed) if j.stage == "regularize"] == [
+    assert [j.key for j in reproduce_plan(one_seed, tmp_path).jobs if j.kind == "finetune"] == [
         "regularize gru decu m0 center", "regularize lstm decu m0 center",
     ]  # fmt: skip
     split = ReproduceConfig(preset="tiny", search_iterations=1000, backtrack_iterations=200)
@@ -180,9 +180,9 @@ def test_a_network_that_fails_its_analysis_is_reported_not_fatal(tmp_path, mnist
         assert job in report
 
 
-def test_plan_lists_every_job_once():
+def test_plan_lists_every_job_once(tmp_path):
     config = ReproduceConfig(preset="tiny", cells=("gru", "lstm"), reg_modes=("center",))
-    jobs = [str(j) for j in plan(config)]
+    jobs = [j.key for j in reproduce_plan(config, tmp_path).jobs]
     assert len(jobs) == len(set(jobs))
     assert sum(j.startswith("train") for j in jobs) == 6
     assert sum(j.startswith("analyze") for j in jobs) == 6 * 2
@@ -258,39 +258,31 @@ def test_command_line(tmp_path, mnist_root, capsys):
     assert "--cells needs at least one name" in capsys.readouterr().err
 
 
-def test_prerequisites_order_the_parallel_jobs():
-    train = reproduce.Job("train", "gru", "vocu")
-    assert reproduce.prerequisites(train) == ()
-    assert reproduce.prerequisites(reproduce.Job("evaluate", "gru", "vocu")) == (train,)
-    assert reproduce.prerequisites(reproduce.Job("analyze", "gru", "vocu", 1)) == (train,)
-    fine_tune = reproduce.Job("regularize", "lstm", "none", 0, "slow")
-    assert reproduce.prerequisites(fine_tune) == (reproduce.Job("train", "lstm", "none"),)
-    fine_tune = reproduce.Job("regularize", "gru", "decu", 1, "center")
-    assert reproduce.prerequisites(fine_tune) == (reproduce.Job("train", "gru", "decu"),)
+def test_the_plan_orders_the_jobs_by_what_they_read(tmp_path):
     config = ReproduceConfig(preset="tiny", cells=("gru", "lstm"), reg_modes=("center",))
-    order = plan(config)
-    for job in order:  # plan order already satisfies them: one worker runs it as it is
-        assert all(order.index(p) < order.index(job) for p in reproduce.prerequisites(job))
+    study = reproduce_plan(config, tmp_path)
+    after = {job.key: job.after for job in study.jobs}
+    assert after["train gru vocu"] == ()
+    assert after["evaluate gru vocu"] == ("train gru vocu",)
+    assert after["analyze gru vocu m1"] == ("train gru vocu",)
+    assert after["regularize lstm none m0 center"] == ("train lstm none",)
+    assert after["regularize gru decu m1 center"] == ("train gru decu",)
+    assert set(after["report"]) == set(after) - {"report"}
+    kinds = {job.key.split()[0]: job.kind for job in study.jobs}
+    assert kinds == {"train": "train", "evaluate": "evaluate", "analyze": "analyze",
+                     "regularize": "finetune", "report": "report"}  # fmt: skip
+    assert not any(job.done() for job in study.jobs)
+    assert study.only(lambda job: job.kind == "report").jobs[0].after == ()
 
 
-def test_parallel_workers_give_the_same_study(tmp_path, mnist_root):
-    # no monkeypatched fixtures here: spawned workers would not see them
-    config = _config(mnist_root, curricula=("none", "vocu"), reg_modes=("center",))
-    serial = run_reproduce(config, tmp_path / "serial", progress=False)
-    parallel = run_reproduce(config, tmp_path / "parallel", progress=False, jobs=2, threads=1)
-    assert sorted(parallel["ran"]) == sorted(serial["ran"])
-    assert sorted(parallel["failures"]) == sorted(serial["failures"])
-    same = _strict_json(serial["paths"]["results"])
-    other = _strict_json(parallel["paths"]["results"])
-    assert same["accuracy"]["gru"].keys() == {"none", "vocu"}
-    for key in ("networks", "accuracy", "claims", "regularize", "failures"):
-        assert other.get(key) == same.get(key), key
+def test_bad_job_counts_are_refused(tmp_path, mnist_root):
+    # the same study on Ray: tests/studies/test_ray.py
     with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
-        run_reproduce(config, tmp_path / "parallel", progress=False, jobs=0)
+        run_reproduce(_config(mnist_root), tmp_path / "study", progress=False, jobs=0)
 
 
 def test_model_family_follows_the_preset_unless_given():
-    from analysis.reproduce_commands import canonical_command
+    from studies.reproduce_commands import canonical_command
 
     assert ReproduceConfig(preset="paper").train_config("gru", "none").model_family == "authors"
     assert ReproduceConfig(preset="fast").train_config("gru", "vocu").model_family == "torch"
@@ -306,7 +298,7 @@ def test_model_family_follows_the_preset_unless_given():
 def test_command_line_options_of_the_regularisation_and_the_search_budget():
     import argparse
 
-    from analysis.reproduce_commands import (
+    from studies.reproduce_commands import (
         add_reproduce_arguments,
         canonical_command,
         config_from_args,
@@ -332,7 +324,7 @@ def test_command_line_options_of_the_regularisation_and_the_search_budget():
 
 
 def test_dry_run_estimates_only_the_jobs_left(tmp_path, mnist_root, capsys):
-    from analysis.reproduce_estimate import StageEstimate, estimate_study, plan_text, wall_seconds
+    from studies.reproduce_estimate import StageEstimate, estimate_study, plan_text, wall_seconds
 
     config = _config(mnist_root, curricula=("none", "vocu"), regularize=False)
     out = tmp_path / "study"
@@ -361,9 +353,10 @@ def test_backtracking_searches_get_their_own_budget(
     tmp_path, mnist_root, every_trial_counts, monkeypatch
 ):
     import analysis.pipeline as pipeline
+    import studies.run_analysis as run_analysis
 
     budgets = {"final": [], "backtrack": []}
-    real_find, real_backtrack = pipeline.find_slow_points, pipeline.backtrack
+    real_find, real_backtrack = pipeline.find_slow_points, run_analysis.backtrack
 
     def find(*args, **kwargs):
         budgets["final"].append(kwargs.get("max_iterations"))
@@ -374,7 +367,7 @@ def test_backtracking_searches_get_their_own_budget(
         return real_backtrack(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "find_slow_points", find)
-    monkeypatch.setattr(pipeline, "backtrack", backtrack)
+    monkeypatch.setattr(run_analysis, "backtrack", backtrack)
     config = _config(
         mnist_root, curricula=("vocu",), n_seeds=1, regularize=False, search_iterations=3,
         backtrack_iterations=2,

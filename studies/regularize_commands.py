@@ -12,23 +12,21 @@ Forms::
 
 The first fine-tunes one network once per mode, by default the paper's ``center`` anchors and
 their ``control`` (lambda = 0), on the same trials, and reports the paired difference
-(`analysis.finetune.regularize_modes`; a single mode, ``--mode X``, writes one run directory,
-`analysis.finetune.regularize_run`). The second fine-tunes members ``0 .. N-1`` of an ensemble
-run and tests the difference over them (`analysis.regularize_study`, the code of the
+(`studies.finetune.regularize_modes`; a single mode, ``--mode X``, writes one run directory,
+`studies.finetune.regularize_run`). The second fine-tunes members ``0 .. N-1`` of an ensemble
+run and tests the difference over them (`studies.regularize_study`, the code of the
 reproduction's regularisation stage). RUN_DIR is never modified.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from memenv.cli_args import (
-    add_threads_option,
     apply_threads,
     device,
     name_list,
@@ -38,6 +36,13 @@ from memenv.cli_args import (
     positive_int,
 )
 from memenv.errors import MissingFileError, UsageError
+from studies.cli_options import add_executor_arguments, executor_from_args
+
+HELP = {
+    "regularize": "fine-tune a run with the speed regulariser",
+}
+"""One line per subcommand of this module for ``memenv --help`` (found through the
+``memenv.commands`` entry points)."""
 
 MODE_NAMES = ("center", "slow", "control")
 LONG_DELAY_MIN = 100
@@ -137,7 +142,7 @@ def add_regularize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-root", default=None, help="--from-scratch: data folder (else $MEMENV_DATA)"
     )
-    add_threads_option(parser)
+    add_executor_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -156,8 +161,8 @@ def _modes(args: argparse.Namespace) -> tuple[str, ...]:
 
 def run_regularize(args: argparse.Namespace) -> int:
     """Runs one of the forms and prints what it found and wrote."""
-    apply_threads(args.threads)
     modes = _modes(args)
+    apply_threads(args.threads)
     if args.from_scratch:
         return _from_scratch(args, modes)
     run_dir = Path(args.run_dir)
@@ -166,7 +171,7 @@ def run_regularize(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         return _seeds(args, run_dir, modes)
     from agents.config import TrainConfig
-    from analysis.finetune import finetune_preset, regularize_modes, regularize_run
+    from studies.finetune import finetune_preset, regularize_modes, regularize_run
 
     source = TrainConfig.from_json(run_dir / "config.json")
     _check_member(run_dir, source.n_members, args.member)
@@ -245,13 +250,13 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
             f"--seeds must be >= 2 (a test needs at least two networks), got {args.seeds}; "
             "for one network leave --seeds out"
         )
-    from analysis.finetune import default_out_dir
-    from analysis.provenance import short_commit
-    from analysis.regularize_study import (
+    from studies.finetune import default_out_dir
+    from studies.provenance import machine_line, short_commit
+    from studies.regularize_study import (
         StudyConfig,
-        finetune_sources,
         member_sources,
-        write_report,
+        run_study,
+        write_study_report,
     )
 
     cell, sources = member_sources(run_dir, args.seeds)
@@ -264,8 +269,8 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
     )  # fmt: skip
     out = Path(args.out) if args.out else default_out_dir(run_dir, "regularize")
     started = time.perf_counter()
-    records = finetune_sources(
-        study, sources, out, progress=not args.no_progress,
+    records = run_study(
+        study, out, sources, executor=executor_from_args(args), progress=not args.no_progress,
         log=(lambda line: print(line, flush=True)) if args.no_progress else None,
     )  # fmt: skip
     command = (
@@ -280,7 +285,7 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
     meta = {
         "command": command,
         "commit": short_commit(),
-        "machine": f"{platform.machine()}, device {args.device}",
+        "machine": machine_line(args.device),
         "wall_s": round(time.perf_counter() - started, 1),
         "source": str(run_dir),
         "members": list(range(args.seeds)),
@@ -293,10 +298,10 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
         "paired.",
         *long_delay_notes(records, cell),
     ]
-    paths = write_report(records, out, meta, notes=notes)
-    print(paths["table"].read_text())
+    paths = write_study_report(records, out, meta, notes=notes)
+    print(paths["report"].read_text())
     print(f"wrote {out}/ (the source {run_dir} is unchanged)")
-    print("  table.md, table.json, results.json (every fine-tuning), accuracy.png")
+    print("  table.md, table.html, table.json, results.json (every fine-tuning), accuracy.png")
     print(f"  finetune/{cell}-s<k>-<mode>/: one run directory per member and mode")
     return 0
 
@@ -330,7 +335,7 @@ def long_delay_notes(records: list[dict[str, Any]], cell: str) -> list[str]:
 def _from_scratch(args: argparse.Namespace, modes: tuple[str, ...]) -> int:
     from agents.config import preset
     from agents.trainer import NonFiniteLossError
-    from analysis.finetune import train_with_speed_penalty
+    from studies.finetune import train_with_speed_penalty
 
     if len(modes) != 1:
         raise UsageError(f"--from-scratch trains one network: give one mode, got {','.join(modes)}")

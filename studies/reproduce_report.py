@@ -1,7 +1,7 @@
 """The report of `memenv reproduce`: tables, figures and markdown (pure functions); the claims
 themselves are `analysis.claims`.
 
-Everything here works on plain data that `analysis.reproduce.load_results` reads from the run
+Everything here works on plain data that `studies.reproduce.load_results` reads from the run
 folder, so every function can be tested on hand-made inputs:
 
 * ``results["accuracy"][cell][curriculum]``: ``{"delays": [n_d], "accuracy": [K][n_d]}``
@@ -13,7 +13,7 @@ folder, so every function can be tested on hand-made inputs:
   ``class_speeds``), ``long_accuracy`` (mean accuracy over the long delays),
   ``n_distinct_points``, ``n_searches``, ``n_converged``, and, where backtracked,
   ``lineage`` = `analysis.claims.lineage_metrics` of its `analysis.backtrack.Lineage`;
-* ``results["regularize"]``: the records of `analysis.regularize_study` (one per fine-tuning).
+* ``results["regularize"]``: the records of `studies.regularize_study` (one per fine-tuning).
 """
 
 from __future__ import annotations
@@ -213,15 +213,21 @@ def plot_speed_vs_accuracy(networks: list[dict[str, Any]], long_delay_min: int) 
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
     markers = {"gru": "o", "lstm": "s", "rnn": "^"}
+    drawn = 0
     for (cell, curriculum), group in _groups(networks).items():
         speeds = np.asarray([n["mean_speed"] for n in group], dtype=float)
         accs = np.asarray([n["long_accuracy"] for n in group], dtype=float)
         keep = np.isfinite(speeds) & (speeds > 0) & np.isfinite(accs)
+        drawn += int(keep.sum())
         ax.scatter(
             speeds[keep], accs[keep], color=CURRICULUM_COLORS.get(curriculum),
             marker=markers.get(cell, "o"), label=f"{cell.upper()} {curriculum}", s=36,
         )  # fmt: skip
-    ax.set_xscale("log")
+    if drawn:
+        ax.set_xscale("log")
+    else:  # a log axis of no positive value cannot be drawn
+        ax.text(0.5, 0.5, "no network has a finite positive speed", transform=ax.transAxes,
+                ha="center")  # fmt: skip
     ax.set_xlabel("mean slow-point speed q over classes")
     ax.set_ylabel(f"mean accuracy at delays >= {long_delay_min}")
     ax.set_ylim(-0.02, 1.02)
@@ -351,7 +357,7 @@ def report_markdown(
     if regularize_md:
         lines += [
             "Members of the DeCu and VoCu runs (the networks the authors regularised) and of the "
-            "no-curriculum runs, fine-tuned per mode (`analysis.regularize_study`'s table: "
+            "no-curriculum runs, fine-tuned per mode (`studies.regularize_study`'s table: "
             "accuracy after fine-tuning, mean [95% CI] over seeds; paired difference to the "
             "control).",
             "",
@@ -364,81 +370,3 @@ def report_markdown(
             "",
         ]
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------- HTML
-def _inline_html(text: str) -> str:
-    """Escapes ``text`` and renders the inline markdown the report uses (code, bold)."""
-    import html
-    import re
-
-    escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", escaped)
-
-
-def report_html(markdown_text: str, images: dict[str, bytes]) -> str:
-    """A self-contained HTML page of ``report.md`` (the subset of markdown it uses: headings,
-    paragraphs, lists, tables, images); ``images`` maps an image file name to its PNG bytes,
-    embedded as data URIs (an image not in it is linked by name)."""
-    import base64
-    import html
-    import re
-
-    body: list[str] = []
-    lines = markdown_text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-            continue
-        heading = re.match(r"^(#{1,6}) (.*)$", line)
-        image = re.match(r"^!\[([^\]]*)\]\(([^)]+)\)$", line.strip())
-        if heading:
-            level = len(heading.group(1))
-            body.append(f"<h{level}>{_inline_html(heading.group(2))}</h{level}>")
-            i += 1
-        elif image:
-            alt, name = image.groups()
-            source = (
-                "data:image/png;base64," + base64.b64encode(images[name]).decode("ascii")
-                if name in images
-                else html.escape(name)
-            )
-            body.append(f'<p><img alt="{html.escape(alt)}" src="{source}"></p>')
-            i += 1
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
-                if not all(re.fullmatch(r":?-+:?", c) for c in cells):  # the separator row
-                    rows.append(cells)
-                i += 1
-            head, *rest = rows
-            body.append("<table><tr>" + "".join(f"<th>{_inline_html(c)}</th>" for c in head))
-            for row in rest:
-                body.append("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>")
-            body.append("</table>")
-        elif line.startswith("- "):
-            body.append("<ul>")
-            while i < len(lines) and lines[i].startswith("- "):
-                body.append(f"<li>{_inline_html(lines[i][2:])}</li>")
-                i += 1
-            body.append("</ul>")
-        else:
-            paragraph = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\||- |!\[)", lines[i]):
-                paragraph.append(lines[i])
-                i += 1
-            body.append(f"<p>{_inline_html(' '.join(paragraph))}</p>")
-    style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
-        "padding:3px 6px;font-size:90%}img{max-width:100%}"
-    )
-    title = next((m.group(1) for m in re.finditer(r"^# (.*)$", markdown_text, re.M)), "report")
-    return (
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )

@@ -7,8 +7,8 @@ that already holds a result is not redone; one that holds a partly trained run r
 (`agents.train`). Either is reused only when it was made with the requested protocol: its saved
 train config, evaluation settings and architecture spec (`saved_settings`) must equal the
 requested ones (`requested_settings`; the device may differ), else `run_one` and
-`load_results` refuse it (`settings_mismatch`, `mismatch_message`). `analysis.bench_report` turns the saved results into the table and figure;
-`analysis.bench_commands` is ``memenv bench``.
+`load_results` refuse it (`settings_mismatch`, `mismatch_message`). `studies.bench_report` turns the saved results into the table and figure;
+`studies.bench_commands` is ``memenv bench``.
 
 Anchor speed. For a model whose state has a fixed size (a recurrent model; the Transformer's
 key/value cache grows, so it has none), the anchor of class k is the centre of mass of the

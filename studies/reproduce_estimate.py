@@ -59,12 +59,12 @@ class CellRates:
 
 def measure_rates(config: Any, cell: str, *, warmup_steps: int = 6) -> CellRates:
     """Times a few training steps, an evaluation and a short search for ``cell``'s ensemble
-    under ``config`` (an `analysis.reproduce.ReproduceConfig`), on its device."""
+    under ``config`` (an `studies.reproduce.ReproduceConfig`), on its device."""
     from agents.checkpoint import load_model, read_jsonl
     from agents.device import resolve_device
     from agents.evaluate import evaluate_delays
     from agents.trainer import train
-    from analysis.pipeline import analysis_task
+    from studies.run_analysis import analysis_task
 
     if warmup_steps < 2:
         raise UsageError(f"warmup_steps must be at least 2, got {warmup_steps}")
@@ -113,10 +113,10 @@ def estimate_study(
     config: Any, out: Path, *, jobs: int = 1, warmup_steps: int = 6
 ) -> list[StageEstimate]:
     """The remaining work of each stage of the study ``config`` in ``out`` (see the module)."""
-    from analysis.reproduce import job_done, plan
+    from studies.reproduce import reproduce_plan, stage_of
 
-    planned = [j for j in plan(config) if j.stage != "report"]
-    todo = [j for j in planned if not job_done(config, out, j)]
+    planned = [j for j in reproduce_plan(config, out).jobs if not j.always]
+    todo = [j for j in planned if not j.done()]
     rates = {cell: measure_rates(config, cell, warmup_steps=warmup_steps) for cell in config.cells}
     k = config.n_seeds
     options = config.analysis_options("vocu")
@@ -127,13 +127,14 @@ def estimate_study(
     trial_steps = sum(d + 2 for d in config.eval_delays) * config.eval_trials
 
     def cost(job: Any) -> float:
-        rate = rates[job.cell]
-        if job.stage == "train":
-            return config.train_config(job.cell, job.curriculum).total_steps * rate.train_step
-        if job.stage == "evaluate":
+        stage, cell, curriculum = job.key.split()[:3]
+        rate = rates[cell]
+        if stage == "train":
+            return config.train_config(cell, curriculum).total_steps * rate.train_step
+        if stage == "evaluate":
             return trial_steps * rate.eval_trial_step
-        if job.stage == "analyze":
-            tracked = starts * checkpoints if job.curriculum != "none" else 0
+        if stage == "analyze":
+            tracked = starts * checkpoints if curriculum != "none" else 0
             return (starts + tracked) * budget * rate.search_state_iteration
         # one network's share of the ensemble's step and evaluation, before and after
         return tune.total_steps * rate.train_step / k + 2 * trial_steps * rate.eval_trial_step / k
@@ -148,10 +149,10 @@ def estimate_study(
     }
     estimates = []
     for stage in ("train", "evaluate", "analyze", "regularize"):
-        stage_jobs = [j for j in planned if j.stage == stage]
+        stage_jobs = [j for j in planned if stage_of(j.key) == stage]
         if not stage_jobs:
             continue
-        stage_todo = [j for j in todo if j.stage == stage]
+        stage_todo = [j for j in todo if stage_of(j.key) == stage]
         seconds = sum(cost(j) for j in stage_todo)
         estimates.append(
             StageEstimate(stage, len(stage_jobs), len(stage_todo), seconds, bases[stage])

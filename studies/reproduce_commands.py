@@ -17,6 +17,13 @@ from pathlib import Path
 
 from memenv.cli_args import device, positive_int
 from memenv.errors import UsageError
+from studies.cli_options import add_executor_arguments, executor_from_args
+
+HELP = {
+    "reproduce": "reproduce the paper's study end to end",
+}
+"""One line per subcommand of this module for ``memenv --help`` (found through the
+``memenv.commands`` entry points)."""
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,18 +81,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         "(PyTorch's cells); default: the preset's (paper on MNIST: authors; others: torch)",
     )
     parser.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=1,
-        help="jobs at once, one worker process each (default 1)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="torch CPU threads (of each worker with --jobs; default: torch's, 1 with --jobs)",
-    )
+    add_executor_arguments(parser)
     parser.add_argument(
         "--stop-after", default=None, help="stop after this stage (train, evaluate, analyze, ...)"
     )
@@ -122,8 +118,8 @@ def _names(text: str, option: str) -> tuple[str, ...]:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The `analysis.reproduce.ReproduceConfig` of the command line (ValueError if bad)."""
-    from analysis.reproduce import ReproduceConfig
+    """The `studies.reproduce.ReproduceConfig` of the command line (ValueError if bad)."""
+    from studies.reproduce import ReproduceConfig
 
     return ReproduceConfig(
         preset=args.preset,
@@ -172,38 +168,32 @@ def canonical_command(config, out: Path) -> str:
 def run_reproduce(args: argparse.Namespace) -> int:
     """Runs (or resumes) the study and prints where everything went."""
     config = config_from_args(args)
-    import torch
+    from studies.reproduce import run_reproduce as run
 
-    from analysis.reproduce import run_reproduce as run
-
-    if args.threads and args.jobs == 1:
-        torch.set_num_threads(args.threads)
-    # one thread per worker by default: small networks gain little from a second thread, and
-    # several processes with several OpenMP threads each on few cores slow each other down
-    worker_threads = (args.threads or 1) if args.jobs > 1 else None
     out = Path(args.out or f"runs/reproduce-{config.preset}-{config.dataset}")
     if args.dry_run:
-        from analysis.reproduce_estimate import estimate_study, plan_text
+        from studies.reproduce_estimate import estimate_study, plan_text
 
         print(plan_text(config, estimate_study(config, out, jobs=args.jobs), args.jobs))
         return 0
     command = canonical_command(config, out)
     progress = not args.no_progress
+    executor = executor_from_args(args)
     result = run(
         config, out, report_dir=args.report, progress=progress, stop_after=args.stop_after,
         meta={"command": command, "notes": list(args.note)}, log=None if progress else (lambda line: print(line, flush=True)),
-        jobs=args.jobs, threads=worker_threads, report_only=args.report_only,
+        executor=executor, report_only=args.report_only,
     )  # fmt: skip
     print(f"study folder: {result['out_dir']}")
     for job, error in result["failures"]:
-        print(f"failed (retried next time): {job}: {error}")
+        print(f"not finished (retried next time): {job}: {error}")
     if result["paths"]:
         print(f"report: {result['paths']['report']}")
         for name, path in result["paths"].items():
             if name != "report":
                 print(f"  {name}: {path}")
         if args.pack:
-            from analysis.pack import pack_study
+            from studies.pack import pack_study
 
             packed = pack_study(out, result["report_dir"], args.pack)
             print(f"packed: {', '.join(f'{p} ({p.stat().st_size:,} bytes)' for p in packed)}")

@@ -341,7 +341,7 @@ def regularize_run(
     summary_file = out_dir / "regularize.json"
     _check_same_settings(out_dir, config, member)
     if summary_file.is_file():
-        return _load_result(out_dir)
+        return load_result(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "source.json", {"source": source, "regularize": _config_dict(config)})
 
@@ -486,7 +486,7 @@ def _metrics(out_dir: Path) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
-def _load_result(out_dir: Path) -> RegularizeResult:
+def load_result(out_dir: Path) -> RegularizeResult:
     from agents.evaluate import DelayAccuracy
 
     data = read_json(out_dir / "regularize.json")

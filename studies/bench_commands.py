@@ -5,7 +5,7 @@
     add_bench_arguments(subparser); return run_bench(args)
 
 Every (architecture, seed) trains in its own run directory ``OUT/<arch>/seed<k>`` and saves its
-measurements there (`analysis.bench.run_one`); finished runs are skipped, so an interrupted
+measurements there (`studies.bench.run_one`); finished runs are skipped, so an interrupted
 benchmark continues where it stopped. A run made with other settings than the requested ones
 is refused before anything trains (``--redo-mismatched`` deletes and redoes it). ``--jobs N`` runs N of them at once in separate
 processes (each with ``--threads`` torch threads). The report (``bench_table.md``,
@@ -17,19 +17,28 @@ from the saved results once every run is done. Heavy imports happen inside `run_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from analysis.provenance import NOT_A_CHECKOUT, code_version, commit_label
-from memenv.cli_args import apply_threads, device, int_list, positive_float, positive_int
+from memenv.cli_args import device, int_list, positive_float, positive_int
 from memenv.errors import UsageError
+from studies.cli_options import add_executor_arguments, executor_from_args
+from studies.jobs import Job, Plan
+from studies.provenance import NOT_A_CHECKOUT, code_version, commit_label
+from studies.report import write_report
+
+HELP = {
+    "bench": "benchmark memory architectures on delayed recall",
+}
+"""One line per subcommand of this module for ``memenv --help`` (found through the
+``memenv.commands`` entry points)."""
 
 DEFAULT_ARCHS = "rnn,gru,lstm,lru,mingru,transformer"
 AUTHORS_VARIANTS = {"gru": "authors-gru", "lstm": "authors-lstm"}
@@ -110,15 +119,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default="runs/bench", help="folder of the run directories (default runs/bench)"
     )
     parser.add_argument("--report", default=None, help="folder of the report (default: --out)")
-    parser.add_argument(
-        "--jobs", type=positive_int, default=1, help="runs at once, one process each"
-    )
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="torch CPU threads per run (default: torch's; 1 with --jobs 2 on 2 cores)",
-    )
+    add_executor_arguments(parser)
     parser.add_argument(
         "--redo-mismatched",
         action="store_true",
@@ -139,7 +140,7 @@ def builtin_names(archs: str, model_family: str) -> list[str]:
 
 def protocol_from_args(args: argparse.Namespace):
     """The `BenchProtocol` of parsed arguments (ValueError naming a bad value)."""
-    from analysis.bench import BenchProtocol
+    from studies.bench import BenchProtocol
 
     return BenchProtocol(
         preset=args.preset, dataset=args.dataset, curriculum=args.curriculum,
@@ -151,53 +152,85 @@ def protocol_from_args(args: argparse.Namespace):
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """Runs the missing runs, then writes the report; prints what it wrote. Returns 0."""
-    from tqdm.auto import tqdm
-
-    from analysis.bench import (
-        check_architectures,
-        is_finished,
-        resolve_architectures,
-        run_dir_of,
-    )
+    """Runs the missing runs, then writes the report; prints what it wrote. Returns 0, or 1
+    when the report is not written (runs without a result)."""
+    from studies.bench import check_architectures, resolve_architectures
+    from studies.jobs import run_plan
 
     protocol = protocol_from_args(args)
     archs = resolve_architectures(builtin_names(args.archs, args.model_family), args.models)
     check_architectures(archs, protocol)
     out = Path(args.out)
     report = Path(args.report) if args.report else out
-    started = time.perf_counter()
-    # the code a run uses is the one imported when it starts: record the commit now, not later
-    code = code_version()
+    executor = executor_from_args(args)
+    invocation = {
+        "command": canonical_command(args),
+        "argv": shlex.join(sys.argv),
+        # the code a run uses is the one imported when it starts: record the commit now
+        **code_version(),
+        "started_at": time.time(),
+    }
     redo_mismatched(archs, protocol, out, getattr(args, "redo_mismatched", False))
-    # seed-major order: every architecture's first seed comes early, and with --jobs the long
-    # runs of one architecture do not all queue at the end
-    todo = [(a, s) for s in protocol.seeds for a in archs if not is_finished(run_dir_of(out, a, s))]
-    n_runs = len(archs) * len(protocol.seeds)
-    print(
-        f"benchmark: {n_runs} runs ({len(todo)} to do) in {out}/, report in {report}/", flush=True
+    progress = not args.no_progress
+    study = bench_plan(
+        archs, protocol, out, report, invocation, progress=progress and executor.name == "serial"
     )
-    bar = tqdm(total=len(todo), desc="bench", unit="run", disable=args.no_progress)
-    if args.jobs == 1:
-        from analysis.bench import run_one
+    runs = [job for job in study.jobs if not job.always]
+    todo = sum(not job.done() for job in runs)
+    print(f"benchmark: {len(runs)} runs ({todo} to do) in {out}/, report in {report}/", flush=True)
+    code = 1
+    for outcome in run_plan(study, executor, progress=progress, on_outcome=None):
+        if outcome.key == "report" and outcome.status == "done":
+            code, text = outcome.value
+            print(text, file=sys.stderr if code else sys.stdout)
+        elif outcome.status == "done":
+            print(describe_run(outcome.value), flush=True)
+    return code
 
-        apply_threads(args.threads)
-        for arch, seed in todo:
-            bar.set_postfix_str(f"{arch.name} seed {seed}")
-            result = run_one(arch, seed, protocol, out, progress=not args.no_progress, meta=code)
-            _announce(bar, result)
-            bar.update(1)
-    else:
-        _run_parallel(todo, protocol, out, args, bar, code)
-    bar.close()
-    return write_report(archs, protocol, out, report, args, time.perf_counter() - started, code)
+
+def bench_plan(
+    archs: list[Any],
+    protocol: Any,
+    out: Path,
+    report: Path,
+    invocation: dict[str, Any],
+    progress: bool = False,
+) -> Plan:
+    """One job per (architecture, seed), seed-major (every architecture's first seed comes
+    early, and run in parallel the long runs of one architecture do not all queue at the
+    end), then the report."""
+    from studies.bench import is_finished, run_dir_of, run_one
+
+    code = {k: invocation[k] for k in ("commit", "working_tree_modified", "code_dir")}
+    jobs = [
+        Job(
+            f"bench {arch.name} seed {seed}",
+            "train",
+            partial(run_one, arch, seed, protocol, out, progress=progress, meta=code),
+            partial(is_finished, run_dir_of(out, arch, seed)),
+            gpu=protocol.device != "cpu",
+        )  # fmt: skip
+        for seed in protocol.seeds
+        for arch in archs
+    ]
+    jobs.append(
+        Job(
+            "report",
+            "report",
+            partial(write_bench_report, archs, protocol, out, report, invocation),
+            done=partial(bool, False),
+            after=tuple(j.key for j in jobs),
+            always=True,
+        )  # fmt: skip
+    )
+    return Plan("bench", out, tuple(jobs))
 
 
 def redo_mismatched(archs, protocol, out: Path, redo: bool) -> None:
     """Refuses (UsageError naming the run directories and the differing settings) the runs
     under ``out`` made with other settings than ``protocol``, before anything trains; with
     ``redo``, deletes them instead (they are then redone) and says so."""
-    from analysis.bench import describe_mismatch, mismatch_message, run_dir_of, run_mismatch
+    from studies.bench import describe_mismatch, mismatch_message, run_dir_of, run_mismatch
 
     mismatched = []
     for seed in protocol.seeds:
@@ -224,63 +257,44 @@ def redo_mismatched(archs, protocol, out: Path, redo: bool) -> None:
     )
 
 
-def _run_parallel(todo, protocol, out: Path, args: argparse.Namespace, bar, code) -> None:
-    """Each run in a worker process of its own (spawned: no forked torch thread pools)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from analysis.bench import run_one
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        futures = [
-            pool.submit(run_one, arch, seed, protocol, out, threads=args.threads, meta=code)
-            for arch, seed in todo
-        ]
-        for future in as_completed(futures):
-            _announce(bar, future.result())
-            bar.update(1)
-
-
-def _announce(bar, result) -> None:
+def describe_run(result) -> str:
+    """One line on a finished run: its time and its accuracy at the shortest and longest
+    delay (or why it has none)."""
     if result.status != "done":
-        bar.write(f"  {result.arch} seed {result.seed}: {result.status} ({result.error})")
-        return
+        return f"  {result.arch} seed {result.seed}: {result.status} ({result.error})"
     evaluation = result.evaluation
     accuracy = dict(zip(evaluation["delays"], evaluation["accuracy"][0], strict=True))
     longest = max(accuracy)
-    bar.write(
+    return (
         f"  {result.arch} seed {result.seed}: trained in {result.train_s:.0f} s, accuracy "
         f"{accuracy[min(accuracy)]:.3f} at delay {min(accuracy)}, {accuracy[longest]:.3f} at "
         f"{longest}"
     )
 
 
-def write_report(archs, protocol, out: Path, report: Path, args, wall_s: float, code) -> int:
-    """Writes the table (markdown, JSON) and the figure from the runs saved under ``out``."""
-    from analysis.bench import load_results
-    from analysis.bench_report import aggregate, plot_bench
+def write_bench_report(
+    archs, protocol, out: Path, report: Path, invocation: dict[str, Any], needed=()
+) -> tuple[int, str]:
+    """Writes the table (markdown, JSON) and the figure from the runs saved under ``out``
+    (the report job). Returns ``(0, the table and the files written)``, or ``(1, why not)``
+    when some runs have no result yet."""
+    from studies.bench import load_results
+    from studies.bench_report import aggregate, plot_bench
 
     results, missing = load_results(out, archs, protocol.seeds, protocol)
     if missing:
-        print(f"not written: {len(missing)} runs have no result yet: {missing}", file=sys.stderr)
-        return 1
+        return 1, f"not written: {len(missing)} runs have no result yet: {missing}"
     table = aggregate(results, protocol.table_delays(), protocol.trained_delays,
                       order=[a.name for a in archs])  # fmt: skip
-    table.meta = run_metadata(args, protocol, wall_s, results, code)
-    report.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "table": report / "bench_table.md",
-        "json": report / "bench_table.json",
-        "figure": report / "accuracy_vs_delay.png",
-    }
-    paths["json"].write_text(json.dumps(table.to_dict(), indent=2) + "\n")
-    paths["table"].write_text(_markdown_report(table, protocol))
-    plot_bench(table).savefig(paths["figure"], dpi=120)
-    print(table.markdown())
-    for path in paths.values():
-        print(f"wrote {path}")
-    return 0
+    table.meta = run_metadata(invocation, protocol, time.time() - invocation["started_at"], results)
+    paths = write_report(
+        report,
+        markdown=("bench_table.md", _markdown_report(table, protocol)),
+        figures={"accuracy_vs_delay": plot_bench(table)},
+        data={"bench_table.json": table.to_dict()},
+        dpi=120,
+    )
+    return 0, "\n".join([table.markdown(), *(f"wrote {path}" for path in paths.values())])
 
 
 def canonical_command(args: argparse.Namespace) -> str:
@@ -305,23 +319,23 @@ def _run_commit(result) -> str:
     return commit_label(result.meta["commit"]) if "commit" in result.meta else "not recorded"
 
 
-def run_metadata(args, protocol, wall_s: float, results, code: dict[str, Any]) -> dict[str, Any]:
+def run_metadata(invocation: dict[str, Any], protocol, wall_s: float, results) -> dict[str, Any]:
     """Command, commits, machine and timings of this benchmark (recorded with the table).
 
-    ``code``: the commit (and whether tracked files differed from it) when this invocation
-    started (`code_version`); ``run_commits`` lists the commits every run's code came from (runs
+    ``invocation``: the command, argv and the commit (and whether tracked files differed from
+    it) when this invocation started (`code_version`); ``run_commits`` lists the commits every run's code came from (runs
     of earlier, interrupted invocations may differ). ``settings``: the train config (seed
     aside) and evaluation settings shared by the results the table is made of
-    (`analysis.bench.shared_settings`): the report's protocol line states them.
+    (`studies.bench.shared_settings`): the report's protocol line states them.
     """
     import torch
 
-    from analysis.bench import shared_settings
+    from studies.bench import shared_settings
 
     return {
-        "command": canonical_command(args),
-        "argv": shlex.join(sys.argv),
-        **code,
+        "command": invocation["command"],
+        "argv": invocation["argv"],
+        **{k: invocation[k] for k in ("commit", "working_tree_modified", "code_dir")},
         "run_commits": sorted({_run_commit(r) for r in results}),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {
@@ -380,6 +394,8 @@ def _markdown_report(table, protocol) -> str:
         "summed over runs.",
         "",
         table.markdown(),
+        "",
+        "![accuracy vs delay](accuracy_vs_delay.png)",
         "",
     ]
     return "\n".join(lines)

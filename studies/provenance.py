@@ -1,13 +1,17 @@
-"""Which code produced a result: the git commit of the checkout memenv runs from.
+"""Which code produced a result, and where: the one provenance helper of every study.
 
-Git is asked in the package's own folder (``Path(analysis.__file__).parent``), not in the
-working directory, and only when that folder is the ``analysis`` folder at a checkout's root:
-an installed copy inside some other repository (a virtual environment there, say) is not that
-repository's code. Reports, bench tables and study summaries all record it this way.
+`provenance` is what each job records (commit, dirty state, host, machine, versions), asked
+once per process: edits to the checkout made while a long study runs are not the code that
+ran it. Git is asked in the package's own folder (``Path(studies.__file__).parent``), not in
+the working directory, and only when that folder is at a checkout's root: an installed copy
+inside some other repository (a virtual environment there, say) is not that repository's code.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -59,3 +63,42 @@ def _git(folder: Path, *command: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
+
+
+@functools.cache
+def provenance() -> dict[str, Any]:
+    """This process's code and machine, asked once: ``commit`` (sha or None), ``commit_label``
+    (`short_commit`), ``dirty``, ``host``, ``platform``, ``cpu_count``, ``python``, ``torch``,
+    ``numpy``, ``memenv`` versions and ``gpu`` (name or None)."""
+    import numpy
+    import torch
+
+    from memenv import __version__
+
+    code = code_version()
+    return {
+        "commit": code["commit"],
+        "commit_label": short_commit(),
+        "dirty": code["working_tree_modified"],
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "memenv": __version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def machine_line(device: str = "auto") -> str:
+    """One line for a report: ``x86_64, cpu, torch 2.14.1, 2 CPU threads`` (the GPU's name
+    when ``device`` is not ``cpu`` and one is there)."""
+    import torch
+
+    gpu = provenance()["gpu"]
+    where = f"cuda: {gpu}" if device != "cpu" and gpu else "cpu"
+    return (
+        f"{platform.machine()}, {where}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads"
+    )

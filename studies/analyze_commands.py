@@ -27,6 +27,12 @@ from memenv.cli_args import (
 )
 from memenv.errors import MissingFileError, UsageError
 
+HELP = {
+    "analyze": "slow points, centres of mass and figures of a run",
+}
+"""One line per subcommand of this module for ``memenv --help`` (found through the
+``memenv.commands`` entry points)."""
+
 
 def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``memenv analyze``."""
@@ -35,7 +41,7 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         help="output folder (default: RUN_DIR/analysis; with several runs: "
-        "OUT/<run name> per run and the across-network table in OUT, default ./analysis)",
+        "OUT/<run name> per run and the across-network table in OUT, default runs/analysis)",
     )
     parser.add_argument(
         "--method",
@@ -138,15 +144,15 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Runs the analysis of every run; prints where everything went. Returns 0."""
-    from analysis.pipeline import (
+    from analysis.plots import plot_speed_accuracy
+    from analysis.speed_accuracy import from_class_tables
+    from studies.run_analysis import (
         CONVERGED_MEANS,
         PREDICTED_SIGN,
         analyze_run,
         coarse_backtracking_note,
-        write_report,
+        write_analysis,
     )
-    from analysis.plots import plot_speed_accuracy
-    from analysis.speed_accuracy import from_class_tables
 
     options = options_from_args(args)
     apply_threads(args.threads)
@@ -155,13 +161,13 @@ def run_analyze(args: argparse.Namespace) -> int:
         if not (run_dir / "config.json").is_file():
             raise MissingFileError(f"{run_dir} is not a run directory (no config.json)")
     several = len(run_dirs) > 1
-    base_out = Path(args.out) if args.out else (Path("analysis") if several else None)
+    base_out = Path(args.out) if args.out else (Path("runs/analysis") if several else None)
     tables, names = [], []
     for run_dir in run_dirs:
         out = (base_out / run_dir.name) if several else (base_out or run_dir / "analysis")
         print(f"analysing {run_dir} ...", flush=True)
         result = analyze_run(run_dir, options, member=args.member, progress=not args.no_progress)
-        written = write_report(result, out, figures=not args.no_figures)
+        written = write_analysis(result, out, figures=not args.no_figures)
         tables.append(result.table_points)
         names.append(run_dir.name)
         converged = int(result.points.converged.sum())

@@ -1,35 +1,35 @@
 """The regularisation experiment: does the speed penalty make memories last longer?
 
 For every cell and seed, train a base network, then fine-tune it once per mode (``center``,
-``slow``, ``control``) with `analysis.finetune.regularize_run`, evaluating every network on the
+``slow``, ``control``) with `studies.finetune.regularize_run`, evaluating every network on the
 same held-out trials before and after. `study_table` compares the modes over seeds (mean and
 95% t-interval, and the paired difference to the control), `plot_study` draws accuracy vs delay.
 
 Run it (resumable: finished runs are read back, not redone)::
 
-    python -m analysis.regularize_study --runs runs/regularize-study --report docs/regularize
+    python -m studies.regularize_study --runs runs/regularize-study --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
-from tqdm.auto import tqdm
 
-from analysis.finetune import DEFINITIONS, EVAL_DELAYS, finetune_preset, regularize_run
 from analysis.intervals import t_interval
-from analysis.provenance import short_commit
 from memenv.errors import UsageError
+from studies.finetune import DEFINITIONS, EVAL_DELAYS, finetune_preset, load_result, regularize_run
+from studies.jobs import Job, JobOutcome, Plan, describe_outcome, run_plan
+from studies.provenance import short_commit
+from studies.report import write_report
 
 MODES = ("center", "slow", "control")
 
@@ -43,7 +43,7 @@ class StudyConfig:
         n_seeds: Base networks per cell (weights seeds ``0 .. n_seeds - 1``).
         modes: Fine-tuning modes (`analysis.regularizer.ANCHOR_MODES`).
         preset: Base training preset (`agents.preset`).
-        finetune: Fine-tuning preset (`analysis.finetune.finetune_preset`).
+        finetune: Fine-tuning preset (`studies.finetune.finetune_preset`).
         lam: Penalty weight (None: the paper's).
         ensemble: Train each cell's seeds as one batched ensemble (fast on a GPU; the members
             share the trial stream, their weights are independent).
@@ -52,7 +52,7 @@ class StudyConfig:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         data_root: Data folder (None: ``$MEMENV_DATA`` or the embedded MNIST).
         train_overrides: Extra `agents.TrainConfig` fields of the base runs (tests shrink them).
-        finetune_overrides: Extra `analysis.finetune.RegularizeConfig` fields.
+        finetune_overrides: Extra `studies.finetune.RegularizeConfig` fields.
     """
 
     cells: tuple[str, ...] = ("gru", "lstm")
@@ -86,50 +86,166 @@ def _base_config(study: StudyConfig, cell: str, seed: int, n_members: int) -> An
     )  # fmt: skip
 
 
-def train_bases(study: StudyConfig, runs_dir: Path, progress: bool) -> dict[tuple[str, int], Any]:
-    """Trains (or finds) the base networks: ``{(cell, seed): (run_dir, member)}``."""
+def base_runs(study: StudyConfig, runs_dir: Path) -> dict[tuple[str, int], tuple[Path, int | None]]:
+    """Where the study trains its base networks: ``{(cell, seed): (run_dir, member)}``
+    (``runs_dir/base/<cell>-k<n>`` for an ensemble, else ``runs_dir/base/<cell>-s<seed>``)."""
+    sources: dict[tuple[str, int], tuple[Path, int | None]] = {}
+    for cell in study.cells:
+        for seed in range(study.n_seeds):
+            if study.ensemble:
+                sources[cell, seed] = (runs_dir / "base" / f"{cell}-k{study.n_seeds}", seed)
+            else:
+                sources[cell, seed] = (runs_dir / "base" / f"{cell}-s{seed}", None)
+    return sources
+
+
+def study_plan(
+    study: StudyConfig,
+    runs_dir: str | Path,
+    sources: dict[tuple[str, int], Any] | None = None,
+    *,
+    report: tuple[Path, dict[str, Any], list[str]] | None = None,
+    progress: bool = False,
+) -> Plan:
+    """The experiment's jobs: the base trainings (none when ``sources``, trained networks
+    ``{(cell, seed): (run_dir, member)}``, are given), one fine-tuning per (seed, cell, mode)
+    into ``runs_dir/finetune/<cell>-s<seed>-<mode>/`` (seed by seed, so an interrupted study
+    still has complete comparisons), and, given ``report = (folder, meta, notes)``, the
+    report."""
+    from agents.trainer import NonFiniteLossError
+
+    runs_dir = Path(runs_dir)
+    jobs: list[Job] = []
+    base_job: dict[tuple[str, int], str] = {}
+    gpu = study.device != "cpu"
+    if sources is None:
+        sources = base_runs(study, runs_dir)
+        for (cell, seed), (run_dir, member) in sources.items():
+            key = f"train {cell} {run_dir.name.split('-')[-1]}"
+            base_job[cell, seed] = key
+            if member is not None and member > 0:
+                continue  # the ensemble's one job
+            n = study.n_seeds if member is not None else 1
+            jobs.append(Job(
+                key, "train", partial(_train_base, study, cell, seed, n, run_dir, progress),
+                partial(_is_file, run_dir / "model.pt"), failures=(NonFiniteLossError,), gpu=gpu,
+            ))  # fmt: skip
+    for seed in range(study.n_seeds):
+        for cell in study.cells:
+            for mode in study.modes:
+                source, member = sources[cell, seed]
+                out_dir = finetune_dir(runs_dir, cell, seed, mode)
+                jobs.append(Job(
+                    f"finetune {cell} s{seed} {mode}", "finetune",
+                    partial(_finetune_one, study, Path(source), member, runs_dir, cell, seed, mode),
+                    partial(_is_file, out_dir / "regularize.json"),
+                    after=(base_job[cell, seed],) if (cell, seed) in base_job else (),
+                    failures=(NonFiniteLossError,), gpu=gpu,
+                ))  # fmt: skip
+    if report is not None:
+        folder, meta, notes = report
+        jobs.append(Job(
+            "report", "report", partial(_report_job, study, runs_dir, folder, meta, list(notes)),
+            done=partial(bool, False), after=tuple(j.key for j in jobs), always=True,
+        ))  # fmt: skip
+    return Plan("regularize", runs_dir, tuple(jobs))
+
+
+def finetune_dir(runs_dir: Path, cell: str, seed: int, mode: str) -> Path:
+    return Path(runs_dir) / "finetune" / f"{cell}-s{seed}-{mode}"
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def _train_base(
+    study: StudyConfig, cell: str, seed: int, n_members: int, run_dir: Path, progress: bool
+) -> None:
     from agents.trainer import train
 
-    sources: dict[tuple[str, int], Any] = {}
-    for cell in study.cells:
-        if study.ensemble:
-            run_dir = runs_dir / "base" / f"{cell}-k{study.n_seeds}"
-            if not (run_dir / "model.pt").is_file():
-                train(_base_config(study, cell, 0, study.n_seeds), run_dir, progress=progress)
-            for seed in range(study.n_seeds):
-                sources[cell, seed] = (run_dir, seed)
-            continue
-        for seed in range(study.n_seeds):
-            run_dir = runs_dir / "base" / f"{cell}-s{seed}"
-            if not (run_dir / "model.pt").is_file():
-                train(_base_config(study, cell, seed, 1), run_dir, progress=progress)
-            sources[cell, seed] = (run_dir, None)
-    return sources
+    train(_base_config(study, cell, seed, n_members), run_dir, progress=progress)
+
+
+def _finetune_one(
+    study: StudyConfig,
+    source: Path,
+    member: int | None,
+    runs_dir: Path,
+    cell: str,
+    seed: int,
+    mode: str,
+) -> str:
+    """One fine-tuning; returns its line for the log. The fine-tunings of one base network
+    share its trial seed (``seed``) and its before-evaluation (``runs_dir/before/...``), so the
+    modes are compared paired. The fine-tuning preset is read for the source's data set."""
+    from agents.config import TrainConfig
+
+    overrides = {
+        "eval_delays": tuple(study.eval_delays), "eval_trials": study.eval_trials,
+        "device": study.device, "seed": seed, "lam": study.lam, **study.finetune_overrides,
+    }  # fmt: skip
+    if mode == "control":
+        overrides["lam"] = None  # the control's weight is 0 by definition
+    dataset = TrainConfig.from_json(source / "config.json").dataset
+    config = finetune_preset(study.finetune, dataset, mode=mode, **overrides)
+    result = regularize_run(
+        source, config, finetune_dir(runs_dir, cell, seed, mode), member=member,
+        progress=False, figures=False, before_file=runs_dir / "before" / f"{cell}-s{seed}.json",
+    ).to_dict()  # fmt: skip
+    after = result["accuracy_after"] or {}
+    return (
+        f"{cell} seed {seed} {mode}: speed {_g(result['mean_speed_before'])} -> "
+        f"{_g(result['mean_speed_after'])}, accuracy after "
+        + ", ".join(f"d{d}={a:.3f}" for d, a in after.items())
+        + f" ({result['info'].get('wall_s')} s)"
+    )
+
+
+def load_records(study: StudyConfig, runs_dir: str | Path) -> list[dict[str, Any]]:
+    """One record per finished fine-tuning of the study (`RegularizeResult.to_dict` with
+    ``cell``, ``seed``, ``mode``), seed by seed."""
+    records = []
+    for seed in range(study.n_seeds):
+        for cell in study.cells:
+            for mode in study.modes:
+                out_dir = finetune_dir(Path(runs_dir), cell, seed, mode)
+                if (out_dir / "regularize.json").is_file():
+                    result = load_result(out_dir).to_dict()
+                    records.append({"cell": cell, "seed": seed, "mode": mode, **result})
+    return records
 
 
 def run_study(
     study: StudyConfig,
     runs_dir: str | Path,
+    sources: dict[tuple[str, int], Any] | None = None,
+    *,
+    executor: Any = None,
     progress: bool = True,
-    on_seed_done: Callable[[list[dict[str, Any]]], None] | None = None,
     log: Callable[[str], None] | None = None,
+    report: tuple[Path, dict[str, Any], list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs (or resumes) the whole experiment; returns one record per fine-tuning.
-
-    The jobs run seed by seed (every cell and mode of seed 0 first), so an interrupted study
-    still has complete comparisons; ``on_seed_done(records so far)`` is called after each seed
-    (e.g. to write an interim report); ``log`` gets one line per finished fine-tuning.
-    """
+    """Runs (or resumes) the experiment (`study_plan`) on ``executor`` (default: serially);
+    returns one record per finished fine-tuning (`load_records`). ``log`` gets one line per
+    finished fine-tuning."""
     runs_dir = Path(runs_dir)
-    sources = train_bases(study, runs_dir, progress)
-    return finetune_sources(
-        study, sources, runs_dir, progress=progress, on_seed_done=on_seed_done, log=log
-    )
+    serial = executor is None or getattr(executor, "name", "") == "serial"
+    plan = study_plan(study, runs_dir, sources, report=report, progress=progress and serial)
+
+    def came_in(outcome: JobOutcome) -> None:
+        if log is not None and outcome.key.startswith("finetune") and outcome.status == "done":
+            log(outcome.value)
+        elif log is not None and outcome.status != "done":
+            log(describe_outcome(outcome))
+
+    run_plan(plan, executor, progress=progress, on_outcome=came_in)
+    return load_records(study, runs_dir)
 
 
 def member_sources(run_dir: str | Path, n_seeds: int) -> tuple[str, dict[tuple[str, int], Any]]:
     """Members ``0 .. n_seeds - 1`` of a trained ensemble run as the study's base networks:
-    ``(cell, {(cell, k): (run_dir, k)})`` (what `train_bases` returns for ``ensemble=True``).
+    ``(cell, {(cell, k): (run_dir, k)})`` (what `base_runs` gives for ``ensemble=True``).
 
     Raises:
         UsageError: ``run_dir`` is no finished run, or has fewer than ``n_seeds`` members.
@@ -148,61 +264,6 @@ def member_sources(run_dir: str | Path, n_seeds: int) -> tuple[str, dict[tuple[s
             f"has {what} (train one with memenv train --members {n_seeds})"
         )
     return config.cell, {(config.cell, k): (run_dir, k) for k in range(n_seeds)}
-
-
-def finetune_sources(
-    study: StudyConfig,
-    sources: dict[tuple[str, int], Any],
-    runs_dir: str | Path,
-    *,
-    progress: bool = True,
-    on_seed_done: Callable[[list[dict[str, Any]]], None] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Fine-tunes every base network ``sources[cell, seed] = (run_dir, member)`` once per mode
-    of ``study`` into ``runs_dir/finetune/<cell>-s<seed>-<mode>/``; returns one record per
-    fine-tuning (`analysis.finetune.RegularizeResult.to_dict` with ``cell``, ``seed``,
-    ``mode``).
-
-    The fine-tunings of one base network share its trial seed (``seed``) and its
-    before-evaluation (``runs_dir/before/<cell>-s<seed>.json``), so the modes are compared
-    paired. The fine-tuning preset is read for each source's data set."""
-    from agents.config import TrainConfig
-
-    runs_dir = Path(runs_dir)
-    records = []
-    jobs = [(cell, seed, mode) for seed in range(study.n_seeds) for cell in study.cells
-            for mode in study.modes]  # fmt: skip
-    bar = tqdm(jobs, desc="fine-tune", unit="run", disable=not progress)
-    for cell, seed, mode in bar:
-        bar.set_postfix_str(f"{cell} seed {seed} {mode}")
-        source, member = sources[cell, seed]
-        overrides = {
-            "eval_delays": tuple(study.eval_delays), "eval_trials": study.eval_trials,
-            "device": study.device, "seed": seed, "lam": study.lam,
-            **study.finetune_overrides,
-        }  # fmt: skip
-        if mode == "control":
-            overrides["lam"] = None  # the control's weight is 0 by definition
-        dataset = TrainConfig.from_json(Path(source) / "config.json").dataset
-        config = finetune_preset(study.finetune, dataset, mode=mode, **overrides)
-        result = regularize_run(
-            source, config, runs_dir / "finetune" / f"{cell}-s{seed}-{mode}", member=member,
-            progress=False, figures=False,
-            before_file=runs_dir / "before" / f"{cell}-s{seed}.json",
-        )  # fmt: skip
-        records.append({"cell": cell, "seed": seed, "mode": mode, **result.to_dict()})
-        if log is not None:
-            after = result.to_dict()["accuracy_after"] or {}
-            log(
-                f"{cell} seed {seed} {mode}: speed {_g(result.to_dict()['mean_speed_before'])} -> "
-                f"{_g(result.to_dict()['mean_speed_after'])}, accuracy after "
-                + ", ".join(f"d{d}={a:.3f}" for d, a in after.items())
-                + f" ({result.info.get('wall_s')} s)"
-            )
-        if on_seed_done is not None and len(records) % (len(study.cells) * len(study.modes)) == 0:
-            on_seed_done(records)
-    return records
 
 
 def _g(value: float | None) -> str:
@@ -406,28 +467,36 @@ def plot_study(table: dict[str, Any], differences: bool = False) -> Any:
     return fig
 
 
-def write_report(
+def _report_job(
+    study: StudyConfig,
+    runs_dir: Path,
+    folder: Path,
+    meta: dict[str, Any],
+    notes: list[str],
+    needed: list[JobOutcome],
+) -> dict[str, Path]:
+    """The report job: every finished fine-tuning so far (``meta["started_at"]``, a
+    `time.time`, becomes the wall time)."""
+    meta = dict(meta)
+    if "started_at" in meta:
+        meta["wall_s"] = round(time.time() - meta.pop("started_at"), 1)
+    meta["complete"] = all(o.status == "done" for o in needed)
+    return write_study_report(load_records(study, runs_dir), folder, meta, notes)
+
+
+def write_study_report(
     records: list[dict[str, Any]],
     report_dir: str | Path,
     meta: dict[str, Any],
     notes: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Path]:
-    """Writes ``results.json`` (every record), ``table.json``, ``table.md`` (``notes``, one
-    paragraph each, at its end) and ``accuracy.png`` (accuracy and the paired difference to the
-    control per delay)."""
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    """Writes ``table.md`` (``notes``, one paragraph each, at its end; key ``report``) and its
+    HTML page, ``results.json`` (every record), ``table.json`` and ``accuracy.png``
+    (accuracy and the paired difference to the control per delay), through
+    `studies.report.write_report`."""
     table = study_table(records)
-    paths = {
-        "records": report_dir / "results.json",
-        "table_json": report_dir / "table.json",
-        "table": report_dir / "table.md",
-        "figure": report_dir / "accuracy.png",
-    }
     slim = [{k: v for k, v in r.items() if k != "info"} | {"wall_s": r["info"].get("wall_s")}
             for r in records]  # fmt: skip
-    paths["records"].write_text(json.dumps({"meta": meta, "records": slim}, indent=1) + "\n")
-    paths["table_json"].write_text(json.dumps({"meta": meta, **table}, indent=1) + "\n")
     header = [
         "# Speed regularisation experiment",
         "",
@@ -450,17 +519,29 @@ def write_report(
         "",
     ]
     footer = "".join(f"\n{note}\n" for note in notes)
-    paths["table"].write_text("\n".join(header) + table_markdown(table) + "\n" + footer)
-    plot_study(table, differences=True).savefig(paths["figure"], dpi=120)
-    return paths
+    text = "\n".join(header) + table_markdown(table) + "\n\n![accuracy](accuracy.png)\n" + footer
+    return write_report(
+        report_dir,
+        markdown=("table.md", text),
+        figures={"accuracy": plot_study(table, differences=True)},
+        data={
+            "results.json": {"meta": meta, "records": slim},
+            "table.json": {"meta": meta, **table},
+        },
+        dpi=120,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m studies.regularize_study``: parse, build the plan, run it."""
+    from studies.cli_options import add_executor_arguments, executor_from_args
+    from studies.provenance import machine_line
+
     parser = argparse.ArgumentParser(
-        prog="python -m analysis.regularize_study", description=__doc__.split("\n")[0]
+        prog="python -m studies.regularize_study", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--runs", default="runs/regularize-study", help="run directories")
-    parser.add_argument("--report", default="docs/regularize", help="report folder")
+    parser.add_argument("--report", default=None, help="report folder (default: RUNS/report)")
     parser.add_argument("--cells", default="gru,lstm", help="comma-separated cells")
     parser.add_argument("--seeds", type=int, default=5, help="base networks per cell")
     parser.add_argument("--modes", default="center,slow,control", help="comma-separated modes")
@@ -468,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble", action="store_true", help="train each cell's seeds batched")
     parser.add_argument("--eval-trials", type=int, default=1000, help="trials per delay")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_executor_arguments(parser)
     parser.add_argument(
         "--base-steps", type=int, default=None, help="base training steps (preset's default)"
     )
@@ -483,10 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    executor = executor_from_args(args)
     study = StudyConfig(
         cells=tuple(c for c in args.cells.split(",") if c),
         n_seeds=args.seeds,
@@ -505,30 +583,21 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None
         },
     )
-    import torch
-
-    started = time.perf_counter()
-    device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-
-    def report(records: list[dict[str, Any]], final: bool = False) -> dict[str, Path]:
-        meta = {
-            "command": "python -m analysis.regularize_study " + " ".join(argv or sys.argv[1:]),
-            "commit": short_commit(),
-            "machine": f"{platform.machine()}, {device}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} CPU threads",
-            "wall_s": round(time.perf_counter() - started, 1),
-            "complete": final,
-            "study": asdict(study),
-        }
-        return write_report(records, args.report, meta)
-
-    records = run_study(
-        study, args.runs, progress=not args.no_progress, on_seed_done=report,
+    meta = {
+        "command": "python -m studies.regularize_study " + " ".join(argv or sys.argv[1:]),
+        "commit": short_commit(),
+        "machine": machine_line(args.device),
+        "started_at": time.time(),
+        "study": asdict(study),
+    }
+    report = Path(args.report) if args.report else Path(args.runs) / "report"
+    run_study(
+        study, args.runs, executor=executor, progress=not args.no_progress,
         log=(lambda line: print(line, flush=True)) if args.no_progress else None,
+        report=(report, meta, []),
     )  # fmt: skip
-    paths = report(records, final=True)
-    print(paths["table"].read_text())
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    print((report / "table.md").read_text())
+    print(f"wrote {report}/: table.md, table.html, table.json, results.json, accuracy.png")
     return 0
 
 

@@ -8,12 +8,12 @@ it stopped (an interrupted training resumes from its own run directory):
    (``OUT/train/<cell>-<curriculum>/``, checkpoints kept for backtracking);
 2. **evaluate**: accuracy vs delay of every member on held-out images
    (``OUT/evaluate/<cell>-<curriculum>.json``, `agents.DelayAccuracy`);
-3. **analyze**: per member, `analysis.pipeline.analyze_run` (backtracking for VoCu and DeCu
+3. **analyze**: per member, `studies.run_analysis.analyze_run` (backtracking for VoCu and DeCu
    runs only) -> ``OUT/analysis/<cell>-<curriculum>/m<k>/summary.json`` (+ ``lineage.npz``);
 4. **regularize**: every member of the no-curriculum runs fine-tuned once per mode with
-   `analysis.finetune.regularize_run`, exactly as `analysis.regularize_study` does
+   `studies.finetune.regularize_run`, exactly as `studies.regularize_study` does
    (``OUT/regularize/finetune/<cell>-s<k>-<mode>/``);
-5. **report**: `analysis.reproduce_report` on the saved results -> ``report.md`` + PNGs.
+5. **report**: `studies.reproduce_report` on the saved results -> ``report.md`` + PNGs.
 
 Curricula: the paper's schedules are 140,000 steps long (CIFAR-10: 300,000); every run uses
 ``curriculum_scale = total_steps / 140_000`` (CIFAR-10: ``/ 300_000``), so the whole schedule,
@@ -23,26 +23,35 @@ last stage included, fits the run in the paper's proportions.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
-import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from agents.checkpoint import read_json
-from analysis.finetune import EVAL_DELAYS, finetune_preset, regularize_run
-from analysis.pipeline import AnalysisOptions, analysis_task, analyze_run, vocabulary_function
-from analysis.provenance import short_commit
-from analysis.regularize_study import MODES, plot_study, study_table, table_markdown
+from analysis.pipeline import AnalysisOptions
 from analysis.stats import geometric_mean
 from memenv.errors import MissingFileError, UsageError
+from studies.finetune import EVAL_DELAYS, finetune_preset, regularize_run
+from studies.jobs import (
+    Job,
+    JobOutcome,
+    Plan,
+    describe_outcome,
+    failed_jobs,
+    read_records,
+    run_plan,
+)
+from studies.provenance import machine_line, short_commit
+from studies.regularize_study import MODES, plot_study, study_table, table_markdown
+from studies.report import write_report as write_report_files
+from studies.run_analysis import analysis_task, analyze_run, vocabulary_function
 
 PRESETS = ("fast", "paper", "demo", "tiny")
 CURRICULA = ("none", "vocu", "decu")
@@ -142,7 +151,7 @@ class ReproduceConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         data_root: Data folder (None: ``$MEMENV_DATA`` or the embedded MNIST).
         train_overrides: Extra `agents.TrainConfig` fields of every training run.
-        finetune_overrides: Extra `analysis.finetune.RegularizeConfig` fields.
+        finetune_overrides: Extra `studies.finetune.RegularizeConfig` fields.
     """
 
     preset: str = "fast"
@@ -245,7 +254,7 @@ class ReproduceConfig:
         return config.replace(curriculum_scale=1.0 if curriculum == "none" else scale)
 
     def finetune_config(self, mode: str, seed: int) -> Any:
-        """The `analysis.finetune.RegularizeConfig` of one fine-tuning (as in the study)."""
+        """The `studies.finetune.RegularizeConfig` of one fine-tuning (as in the study)."""
         name, values = _FINETUNE[self.preset]
         overrides = {
             **values, "eval_delays": self.eval_delays, "eval_trials": self.eval_trials,
@@ -296,60 +305,103 @@ def finetune_dir(out: Path, cell: str, curriculum: str, seed: int, mode: str) ->
     return out / "regularize" / "finetune" / f"{run_name(cell, curriculum)}-s{seed}-{mode}"
 
 
-@dataclass(frozen=True)
-class Job:
-    """One unit of work: ``stage`` on (cell, curriculum[, member][, mode])."""
-
-    stage: str
-    cell: str = ""
-    curriculum: str = ""
-    member: int | None = None
-    mode: str | None = None
-
-    def __str__(self) -> str:
-        parts = [self.stage, self.cell, self.curriculum]
-        parts += [f"m{self.member}"] if self.member is not None else []
-        parts += [self.mode] if self.mode else []
-        return " ".join(p for p in parts if p)
+def job_key(stage: str, cell: str = "", curriculum: str = "", member: int | None = None,
+            mode: str | None = None) -> str:  # fmt: skip
+    """A job's name: ``stage cell curriculum [m<member>] [mode]`` (``"analyze gru vocu m1"``);
+    its first word is its stage (`STAGES`)."""
+    parts = [stage, cell, curriculum]
+    parts += [f"m{member}"] if member is not None else []
+    parts += [mode] if mode else []
+    return " ".join(p for p in parts if p)
 
 
-def plan(config: ReproduceConfig) -> list[Job]:
-    """Every job of the study, in the order they run."""
+def stage_of(key: str) -> str:
+    return key.split()[0]
+
+
+# These errors belong to one network (it learned nothing, its loss diverged, its training
+# failed earlier): the job is recorded as failed and retried on the next call; the study goes on.
+_JOB_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
+
+
+def _nonfinite() -> tuple[type[BaseException], ...]:
+    from agents.trainer import NonFiniteLossError
+
+    # only a diverged loss is the network's fault: any other training error is a bad setting
+    return (NonFiniteLossError,)
+
+
+def reproduce_plan(
+    config: ReproduceConfig,
+    out: Path,
+    *,
+    report_dir: Path | None = None,
+    meta: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> Plan:
+    """Every job of the study in ``out``, in the order a single worker runs them.
+
+    ``progress``: the trainer's own bar (one job at a time in this process only)."""
+    out = Path(out)
+    report_dir = report_dir if report_dir is not None else out / "report"
     runs = [(c, u) for c in config.cells for u in config.curricula]
-    jobs = [Job("train", c, u) for c, u in runs] + [Job("evaluate", c, u) for c, u in runs]
-    jobs += [Job("analyze", c, u, k) for c, u in runs for k in range(config.n_seeds)]
+    gpu = config.device != "cpu"
+    jobs: list[Job] = []
+
+    def add(kind, stage, action, done, failures, cell, curriculum, member=None, mode=None):
+        after = () if stage == "train" else (job_key("train", cell, curriculum),)
+        jobs.append(Job(
+            job_key(stage, cell, curriculum, member, mode), kind, action, done, after,
+            failures, gpu=gpu,
+        ))  # fmt: skip
+
+    for c, u in runs:
+        add("train", "train", partial(_train, config, out, c, u, progress),
+            partial(_is_file, train_dir(out, c, u) / "model.pt"), _nonfinite(), c, u)  # fmt: skip
+    for c, u in runs:
+        add("evaluate", "evaluate", partial(_evaluate, config, out, c, u),
+            partial(_is_file, eval_file(out, c, u)), _JOB_ERRORS, c, u)  # fmt: skip
+    for c, u in runs:
+        for k in range(config.n_seeds):
+            add("analyze", "analyze", partial(_analyze, config, out, c, u, k),
+                partial(_is_file, analysis_dir(out, c, u, k) / "summary.json"), _JOB_ERRORS,
+                c, u, k)  # fmt: skip
     if config.regularize:
-        jobs += [
-            Job("regularize", c, u, k, m)
-            for u in config.reg_curricula
-            if u in config.curricula
-            for k in range(min(config.n_seeds, config.reg_seeds or config.n_seeds))
-            for c in config.cells
-            for m in config.reg_modes
-        ]
-    return jobs + [Job("report")]
+        for u in config.reg_curricula:
+            if u not in config.curricula:
+                continue
+            for k in range(min(config.n_seeds, config.reg_seeds or config.n_seeds)):
+                for c in config.cells:
+                    for m in config.reg_modes:
+                        add("finetune", "regularize", partial(_regularize, config, out, c, u, k, m),
+                            partial(_is_file, finetune_dir(out, c, u, k, m) / "regularize.json"),
+                            _JOB_ERRORS, c, u, k, m)  # fmt: skip
+    jobs.append(Job(
+        "report", "report", partial(write_report, config, out, Path(report_dir), meta or {}),
+        done=partial(bool, False), after=tuple(j.key for j in jobs), always=True,
+    ))  # fmt: skip
+    return Plan("reproduce", out, tuple(jobs))
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file()
 
 
 # ------------------------------------------------------------------------------ stages
-def _train(config: ReproduceConfig, out: Path, job: Job, progress: bool) -> None:
+def _train(config: ReproduceConfig, out: Path, cell: str, curriculum: str, progress: bool) -> None:
     from agents.trainer import train
 
-    run_dir = train_dir(out, job.cell, job.curriculum)
-    if (run_dir / "model.pt").is_file():
-        return
-    train(config.train_config(job.cell, job.curriculum), run_dir, progress=progress)
+    run_dir = train_dir(out, cell, curriculum)
+    train(config.train_config(cell, curriculum), run_dir, progress=progress)
 
 
-def _evaluate(config: ReproduceConfig, out: Path, job: Job) -> None:
+def _evaluate(config: ReproduceConfig, out: Path, cell: str, curriculum: str) -> None:
     from agents.checkpoint import checkpoint_step, load_model
     from agents.config import TrainConfig
     from agents.device import resolve_device
     from agents.evaluate import evaluate_delays
 
-    path = eval_file(out, job.cell, job.curriculum)
-    if path.is_file():
-        return
-    run_dir = _finished_run(out, job)
+    run_dir = _finished_run(out, cell, curriculum)
     train_config = TrainConfig.from_json(run_dir / "config.json")
     n_final = vocabulary_function(run_dir, train_config)(checkpoint_step(run_dir))
     model = load_model(run_dir, device=resolve_device(config.device))
@@ -357,18 +409,17 @@ def _evaluate(config: ReproduceConfig, out: Path, job: Job) -> None:
         model, analysis_task(train_config, n_final), delays=config.eval_delays,
         n_trials=config.eval_trials, t_stim=0, seed=EVAL_SEED,
     )  # fmt: skip
+    path = eval_file(out, cell, curriculum)
     path.parent.mkdir(parents=True, exist_ok=True)
     result.save(path)
 
 
-def _analyze(config: ReproduceConfig, out: Path, job: Job) -> None:
+def _analyze(config: ReproduceConfig, out: Path, cell: str, curriculum: str, member: int) -> None:
     from agents.checkpoint import write_json
 
-    folder = analysis_dir(out, job.cell, job.curriculum, int(job.member))
-    if (folder / "summary.json").is_file():
-        return
-    run_dir = _finished_run(out, job)
-    result = analyze_run(run_dir, config.analysis_options(job.curriculum), member=job.member)
+    folder = analysis_dir(out, cell, curriculum, member)
+    run_dir = _finished_run(out, cell, curriculum)
+    result = analyze_run(run_dir, config.analysis_options(curriculum), member=member)
     folder.mkdir(parents=True, exist_ok=True)
     if result.lineage is not None:
         result.lineage.save(folder / "lineage.npz")
@@ -376,51 +427,22 @@ def _analyze(config: ReproduceConfig, out: Path, job: Job) -> None:
     write_json(folder / "summary.json", result.summary_dict())
 
 
-def _regularize(config: ReproduceConfig, out: Path, job: Job) -> None:
-    seed, mode = int(job.member), str(job.mode)
-    before = f"{run_name(job.cell, job.curriculum)}-s{seed}.json"
+def _regularize(
+    config: ReproduceConfig, out: Path, cell: str, curriculum: str, seed: int, mode: str
+) -> None:
+    before = f"{run_name(cell, curriculum)}-s{seed}.json"
     regularize_run(
-        _finished_run(out, job), config.finetune_config(mode, seed),
-        finetune_dir(out, job.cell, job.curriculum, seed, mode), member=seed, progress=False,
+        _finished_run(out, cell, curriculum), config.finetune_config(mode, seed),
+        finetune_dir(out, cell, curriculum, seed, mode), member=seed, progress=False,
         figures=False, before_file=out / "regularize" / "before" / before,
     )  # fmt: skip
 
 
-def _finished_run(out: Path, job: Job) -> Path:
-    run_dir = train_dir(out, job.cell, job.curriculum)
+def _finished_run(out: Path, cell: str, curriculum: str) -> Path:
+    run_dir = train_dir(out, cell, curriculum)
     if not (run_dir / "model.pt").is_file():
-        raise MissingFileError(f"training of {run_name(job.cell, job.curriculum)} is not finished")
+        raise MissingFileError(f"training of {run_name(cell, curriculum)} is not finished")
     return run_dir
-
-
-def job_done(config: ReproduceConfig, out: Path, job: Job) -> bool:
-    """Whether ``job``'s result file exists (the report is always rewritten)."""
-    if job.stage == "train":
-        return (train_dir(out, job.cell, job.curriculum) / "model.pt").is_file()
-    if job.stage == "evaluate":
-        return eval_file(out, job.cell, job.curriculum).is_file()
-    if job.stage == "analyze":
-        return (
-            analysis_dir(out, job.cell, job.curriculum, int(job.member)) / "summary.json"
-        ).is_file()
-    if job.stage == "regularize":
-        return (
-            finetune_dir(out, job.cell, job.curriculum, int(job.member), str(job.mode))
-            / "regularize.json"
-        ).is_file()
-    return False
-
-
-# These errors belong to one network (it learned nothing, its loss diverged, its training
-# failed earlier): the job is reported and retried on the next call; the study goes on.
-_JOB_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
-
-
-def prerequisites(job: Job) -> tuple[Job, ...]:
-    """The jobs whose results ``job`` reads: they must have run (or failed) before it starts."""
-    if job.stage in ("evaluate", "analyze", "regularize"):
-        return (Job("train", job.cell, job.curriculum),)
-    return ()
 
 
 def run_reproduce(
@@ -432,6 +454,7 @@ def run_reproduce(
     stop_after: str | None = None,
     meta: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    executor: Any = None,
     jobs: int = 1,
     threads: int | None = None,
     report_only: bool = False,
@@ -441,195 +464,71 @@ def run_reproduce(
     Args:
         config: The protocol. ``out_dir/config.json`` keeps it; a later call on the same folder
             must agree on every field but `RESUME_FREE_FIELDS` (ValueError naming the others).
-        out_dir: The study's folder.
+        out_dir: The study's folder (on Ray: storage every worker sees).
         report_dir: Where the report goes (default ``out_dir/report``).
-        progress: One tqdm bar over the jobs (and, with ``jobs=1``, the trainer's own bar).
+        progress: One tqdm bar over the jobs (and, run serially, the trainer's own bar).
         stop_after: Stop after this stage (one of `STAGES`), as if interrupted there.
         meta: Extra report metadata (e.g. the command line).
-        log: Gets one line per finished or failed job (default: ``tqdm.write`` when
-            ``progress``, else nothing).
-        jobs: Jobs run at once, each in a worker process of its own; a job starts once its
-            `prerequisites` are finished. The results are the same as with ``jobs=1``.
-        threads: torch CPU threads of each worker (None: torch's default); ``jobs=1`` runs in
-            this process, whose threads the caller sets.
+        log: Gets one line per finished, failed or skipped job (default: nothing; the bar
+            shows failures).
+        executor: `studies.executors.SerialExecutor` or `RayExecutor` (default:
+            ``make_executor(jobs, threads=threads)``: serial for ``jobs=1``, else a local Ray
+            instance with ``jobs`` CPUs). The results do not depend on it.
+        jobs, threads: See ``executor``; ``threads``: torch threads per job on Ray (default
+            1); run serially, this process's threads are the caller's.
         report_only: Run no job: write the report from the results the folder holds (jobs
             not run are missing from it, as after an interruption).
 
     Returns:
         ``{"out_dir", "report_dir", "paths" (report files; empty if stopped before the
-        report), "failures" (job, error), "ran" (jobs run in this call)}``.
+        report), "failures" (job, error) of this call, "ran" (jobs done in this call)}``.
     """
+    from studies.executors import make_executor
+
     if stop_after is not None and stop_after not in STAGES:
         raise UsageError(f"stop_after must be one of {STAGES}, got {stop_after!r}")
-    for name, value in (("jobs", jobs), ("threads", 1 if threads is None else threads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(f"{name} must be a positive integer, got {value!r}")
+    if executor is None:
+        executor = make_executor(jobs, threads=threads if jobs > 1 else None)
     out = Path(out_dir)
     report = Path(report_dir) if report_dir is not None else out / "report"
     _check_config(config, out)
-    log = log or (tqdm.write if progress else (lambda line: None))
-    started = time.perf_counter()
-    planned = plan(config)
+    serial = getattr(executor, "name", "") == "serial"
+    study = reproduce_plan(config, out, report_dir=report, meta=meta, progress=progress and serial)
     if stop_after is not None:
-        planned = [j for j in planned if STAGES.index(j.stage) <= STAGES.index(stop_after)]
-    todo = [j for j in planned if j.stage != "report" and not job_done(config, out, j)]
+        last = STAGES.index(stop_after)
+        study = study.only(lambda job: STAGES.index(stage_of(job.key)) <= last)
     if report_only:
-        planned, todo = [j for j in planned if j.stage == "report"] or [Job("report")], []
-    failures: list[tuple[str, str]] = []
-    ran: list[str] = []
-    paths: dict[str, Path] = {}
-    bar = tqdm(
-        total=len(planned), initial=len(planned) - len(todo) - (planned[-1].stage == "report"),
-        desc="reproduce", unit="job", disable=not progress,
-    )  # fmt: skip
-
-    def finished(job: Job, error: str | None) -> None:
-        if error is None:
-            ran.append(str(job))
-            log(f"done: {job}")
-        else:
-            failures.append((str(job), error))
-            log(f"failed: {job}: {error}")
-        bar.update(1)
-
+        study = study.only(lambda job: job.kind == "report")
+    started = time.perf_counter()
     try:
-        if jobs == 1:
-            for job in todo:
-                bar.set_postfix_str(str(job))
-                finished(job, _attempt(config, out, job, progress))
-        else:
-            _run_parallel(config, out, todo, jobs, threads, bar, finished)
-        order = {str(job): i for i, job in enumerate(planned)}
-        failures.sort(key=lambda failure: order[failure[0]])  # workers finish in any order
-        if planned[-1].stage == "report":
-            bar.set_postfix_str("report")
-            _add_wall(out, time.perf_counter() - started)
-            started = time.perf_counter()
-            paths = write_report(config, out, report, failures, meta or {})
-            ran.append("report")
-            bar.update(1)
+        outcomes = run_plan(
+            study, executor, progress=progress,
+            on_outcome=(lambda o: log(describe_outcome(o))) if log is not None else None,
+        )  # fmt: skip
     finally:
-        bar.close()
         _add_wall(out, time.perf_counter() - started)
-    return {"out_dir": out, "report_dir": report, "paths": paths, "failures": failures, "ran": ran}
-
-
-def _attempt(config: ReproduceConfig, out: Path, job: Job, progress: bool) -> str | None:
-    """Runs one job: None when it finished, the error's line when the network failed it.
-
-    A training that fails for another reason than a non-finite loss is a bad configuration,
-    not a bad network: it raises."""
-    _running_commit()
-    try:
-        if job.stage == "train":
-            _train(config, out, job, progress)
-        elif job.stage == "evaluate":
-            _evaluate(config, out, job)
-        elif job.stage == "analyze":
-            _analyze(config, out, job)
-        else:
-            _regularize(config, out, job)
-    except _JOB_ERRORS as error:
-        if job.stage == "train" and not _is_nonfinite(error):
-            raise
-        return f"{type(error).__name__}: {error}"
-    _record_job(out, job)
-    return None
-
-
-JOBS_LOG = "jobs.jsonl"
-"""One line per job finished in the study folder: which code ran it, where and when."""
-
-
-@functools.cache
-def _running_commit() -> str:
-    """The commit of the code this process runs, asked once, at its first job: edits to the
-    checkout made while a long study runs are not the code that ran it."""
-    return short_commit()
-
-
-def _record_job(out: Path, job: Job) -> None:
-    """Appends the job's provenance to ``out/jobs.jsonl`` (one short line: appends from
-    parallel workers do not interleave)."""
-    line = json.dumps(
-        {
-            "job": str(job),
-            "commit": _running_commit(),
-            "host": platform.node(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    )
-    with open(out / JOBS_LOG, "a", encoding="utf-8") as log:
-        log.write(line + "\n")
+    order = {job.key: i for i, job in enumerate(study.jobs)}
+    outcomes.sort(key=lambda o: order[o.key])  # Ray's workers finish in any order
+    report_outcome = [o for o in outcomes if o.key == "report" and o.status == "done"]
+    return {
+        "out_dir": out,
+        "report_dir": report,
+        "paths": report_outcome[0].value if report_outcome else {},
+        "failures": [(o.key, str(o.error)) for o in outcomes if o.status != "done"],
+        "ran": [o.key for o in outcomes if o.status == "done"],
+    }
 
 
 def job_commits(out: Path) -> dict[str, list[str]]:
-    """The commits that ran the study's recorded jobs: ``{commit: [stages]}``."""
-    from agents.checkpoint import read_jsonl
-
-    path = out / JOBS_LOG
+    """The commits that ran the study's finished jobs: ``{commit: [stages]}``."""
     commits: dict[str, list[str]] = {}
-    for record in read_jsonl(path) if path.is_file() else []:
-        stages = commits.setdefault(record["commit"], [])
-        stage = record["job"].split()[0]
-        if stage not in stages:
-            stages.append(stage)
+    for line in read_records(out):
+        if line["status"] != "done":
+            continue
+        stages = commits.setdefault(line["commit"], [])
+        if stage_of(line["job"]) not in stages:
+            stages.append(stage_of(line["job"]))
     return commits
-
-
-def _attempt_in_worker(
-    config: ReproduceConfig, out: Path, job: Job, threads: int | None
-) -> str | None:
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return _attempt(config, out, job, progress=False)
-
-
-def _run_parallel(
-    config: ReproduceConfig,
-    out: Path,
-    todo: list[Job],
-    jobs: int,
-    threads: int | None,
-    bar: Any,
-    finished: Callable[[Job, str | None], None],
-) -> None:
-    """``todo`` on ``jobs`` spawned worker processes (no forked torch thread pools), in plan
-    order as far as the prerequisites allow."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    waiting = list(todo)
-    unfinished = set(todo)  # a prerequisite that is neither here nor running is finished
-    running: dict[Any, Job] = {}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        try:
-            while waiting or running:
-                for job in [j for j in waiting if not unfinished.intersection(prerequisites(j))]:
-                    if len(running) == jobs:
-                        break
-                    waiting.remove(job)
-                    running[pool.submit(_attempt_in_worker, config, out, job, threads)] = job
-                if not running:  # cannot happen: prerequisites are jobs without their own
-                    raise RuntimeError(f"no job can start: {[str(j) for j in waiting]}")
-                bar.set_postfix_str(", ".join(str(j) for j in running.values()))
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    unfinished.discard(job)
-                    finished(job, future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _is_nonfinite(error: BaseException) -> bool:
-    from agents.trainer import NonFiniteLossError
-
-    return isinstance(error, NonFiniteLossError)
 
 
 def _check_config(config: ReproduceConfig, out: Path) -> None:
@@ -676,11 +575,11 @@ def _add_wall(out: Path, seconds: float) -> None:
 
 # ------------------------------------------------------------------------------ results
 def load_results(config: ReproduceConfig, out: Path) -> dict[str, Any]:
-    """The saved results, as the plain data `analysis.reproduce_report` works on."""
+    """The saved results, as the plain data `studies.reproduce_report` works on."""
     from agents.evaluate import DelayAccuracy
     from analysis.backtrack import Lineage
     from analysis.claims import lineage_metrics
-    from analysis.reproduce_report import long_delay_accuracy
+    from studies.reproduce_report import long_delay_accuracy
 
     results: dict[str, Any] = {
         "cells": list(config.cells),
@@ -760,48 +659,39 @@ def _speeds(table: dict[str, Any] | None) -> list[float] | None:
     return [math.nan if v is None else v for v in table["speeds"]]
 
 
-def _machine(device: str) -> str:
-    import torch
-
-    if device != "cpu" and torch.cuda.is_available():
-        where = "cuda: " + torch.cuda.get_device_name()
-    else:
-        where = "cpu"
-    return (
-        f"{platform.machine()}, {where}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} CPU threads"
-    )
-
-
 def write_report(
     config: ReproduceConfig,
     out: Path,
     report_dir: Path,
-    failures: list[tuple[str, str]],
     meta: dict[str, Any],
+    needed: Sequence[JobOutcome] = (),
 ) -> dict[str, Path]:
     """Writes ``report.md``, ``report.html`` (self-contained: figures embedded),
-    ``results.json`` (claims and per-network numbers) and the PNGs."""
-    from agents.checkpoint import atomic_write_text, write_json
+    ``results.json`` (claims and per-network numbers) and the PNGs.
+
+    The failures it lists: the jobs whose latest attempt failed (``jobs.jsonl``) and, of this
+    call, ``needed`` (the outcomes of the report job's prerequisites) that did not finish."""
     from analysis.claims import claims_table, regularized_groups
     from analysis.plots import plot_lineage
-    from analysis.reproduce_report import (
+    from studies.reproduce_report import (
         plot_accuracy,
         plot_speed_vs_accuracy,
-        report_html,
         report_markdown,
     )
 
     results = load_results(config, out)
     wall = out / "wall.json"
     train_config = config.train_config(config.cells[0], "none")
-    results["failures"] = [f"{job}: {error}" for job, error in failures]
+    study = reproduce_plan(config, out)
+    failures = dict(failed_jobs(out, study))
+    failures.update({o.key: str(o.error) for o in needed if o.status != "done"})
+    results["failures"] = [f"{j.key}: {failures[j.key]}" for j in study.jobs if j.key in failures]
     results["meta"] = {
         "preset": config.preset,
         "dataset": config.dataset,
         "n_seeds": config.n_seeds,
         "commit": short_commit(),
-        "machine": _machine(config.device),
+        "machine": machine_line(config.device),
         "wall_s": read_json(wall)["wall_s"] if wall.is_file() else None,
         "data_source": results.get("data_source"),
         "training": (
@@ -843,39 +733,28 @@ def write_report(
         table = study_table(regularized_groups(results["regularize"]))
         regularize_md = table_markdown(table)
         figures["regularize"] = plot_study(table)
-    names = {}
-    paths: dict[str, Path] = {}
-    for name, figure in figures.items():
-        paths[f"figure_{name}"] = report_dir / f"{name}.png"
-        figure.savefig(paths[f"figure_{name}"], dpi=110)
-        names[name] = f"{name}.png"
-    paths["report"] = report_dir / "report.md"
-    atomic_write_text(paths["report"], report_markdown(results, rows, names, regularize_md))
-    paths["html"] = report_dir / "report.html"
-    images = {f"{name}.png": paths[f"figure_{name}"].read_bytes() for name in figures}
-    atomic_write_text(paths["html"], report_html(paths["report"].read_text(), images))
-    paths["results"] = report_dir / "results.json"
+    names = {name: f"{name}.png" for name in figures}
     serialisable = {k: v for k, v in results.items() if k != "lineages"}
-    write_json(
-        paths["results"],
-        _json_safe(
-            {"config": config.to_dict(), "claims": [r.to_dict() for r in rows], **serialisable}
-        ),
-    )
-    return paths
+    return write_report_files(
+        report_dir,
+        markdown=("report.md", report_markdown(results, rows, names, regularize_md)),
+        figures=figures,
+        data={
+            "results.json": {
+                "config": config.to_dict(), "claims": [r.to_dict() for r in rows], **serialisable
+            }
+        },
+    )  # fmt: skip
 
 
 def _unrecorded_jobs(config: ReproduceConfig, out: Path) -> str:
     """Finished jobs that ``jobs.jsonl`` does not name (run by code that predates it), e.g.
     ``train gru vocu, train gru decu``; '' when every finished job is recorded."""
-    from agents.checkpoint import read_jsonl
-
-    path = out / JOBS_LOG
-    recorded = {r["job"] for r in read_jsonl(path)} if path.is_file() else set()
+    recorded = {line["job"] for line in read_records(out) if line["status"] == "done"}
     return ", ".join(
-        str(j)
-        for j in plan(config)
-        if j.stage != "report" and job_done(config, out, j) and str(j) not in recorded
+        job.key
+        for job in reproduce_plan(config, out).jobs
+        if not job.always and job.done() and job.key not in recorded
     )
 
 
@@ -906,16 +785,3 @@ def _search_text(config: ReproduceConfig) -> str:
         f"{tracking} per backtracking search; class speeds and accuracies at delay "
         f"{options.long_delay}"
     )
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN / inf -> None, numpy scalars -> Python (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

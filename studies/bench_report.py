@@ -1,4 +1,4 @@
-"""The benchmark's table and figure, built from saved per-run results (`analysis.bench`).
+"""The benchmark's table and figure, built from saved per-run results (`studies.bench`).
 
 Over seeds, every accuracy is summarised by its mean and a 95% Student-t interval,
 ``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (sd with ``ddof=1``; NaN with fewer than two seeds),
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from analysis.bench import MULTIPLES, RunResult
 from memenv.errors import UsageError
+from studies.bench import MULTIPLES, RunResult
 
 
 def t_interval(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,172 @@
+"""Executors: where the jobs of a `studies.jobs.Plan` run.
+
+* `SerialExecutor` (the default): one job after the other, in this process, in plan order. Ray
+  is not imported.
+* `RayExecutor`: every job is a Ray task. ``jobs=N`` starts a local Ray instance with N CPUs for
+  the call (and stops it after); ``address`` joins a running cluster instead (``"auto"``, or
+  ``HOST:PORT``). A job asks for ``Job.threads`` CPUs and, when it computes on a GPU and the
+  cluster has one, a GPU; the jobs it needs are passed to it as Ray object references, so Ray
+  starts it when they are done (no polling). A worker that dies (killed, out of memory, its
+  machine gone) has its job retried by Ray up to ``max_retries`` times; the job resumes from
+  what it saved. Ctrl-C on the driver cancels the running tasks; the next call resumes.
+
+`make_executor` turns the command-line options (``--jobs``, ``--ray-address``, ``--threads``)
+into one. Ray is an optional extra (``pip install 'memenv[ray]'``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from memenv.errors import UsageError
+from studies.jobs import Job, JobOutcome, Plan, describe_outcome, execute
+
+RAY_MISSING = (
+    "--jobs above 1 and --ray-address run the study on Ray, which is not installed: "
+    "pip install 'memenv[ray]' (or run without them, one job at a time)"
+)
+
+
+class SerialExecutor:
+    """Runs the jobs one after the other in this process.
+
+    Args:
+        threads: torch CPU threads set before each job (None: leave this process's).
+    """
+
+    name = "serial"
+
+    def __init__(self, threads: int | None = None) -> None:
+        _check_positive("threads", threads, allow_none=True)
+        self.threads = threads
+
+    def run(
+        self, plan: Plan, todo: list[Job], came_in: Callable[[JobOutcome], None], bar: Any
+    ) -> None:
+        outcomes: dict[str, JobOutcome] = {}
+        for job in todo:
+            bar.set_postfix_str(job.key)
+            needed = [outcomes[k] for k in job.after if k in outcomes]
+            outcome = execute(job, plan.folder, needed, self.threads)
+            outcomes[job.key] = outcome
+            if outcome.status != "done":
+                bar.write(describe_outcome(outcome))
+            came_in(outcome)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(RAY_MISSING) from None
+    return ray
+
+
+def _execute_task(job: Job, folder: Any, threads: int | None, *needed: JobOutcome) -> JobOutcome:
+    """The Ray task around `studies.jobs.execute` (its arguments after ``threads`` are the
+    outcomes of the jobs it needs, resolved by Ray before it starts)."""
+    return execute(job, folder, needed, threads)
+
+
+class RayExecutor:
+    """Runs every job as a Ray task.
+
+    Args:
+        jobs: CPUs of the local Ray instance started for the call (ignored with ``address``).
+        address: A running cluster to join (``"auto"`` or ``HOST:PORT``); None starts a local
+            instance.
+        threads: torch threads, and CPUs asked for, per job (None: each job's own, 1 by
+            default).
+        max_retries: Retries of a job whose worker died.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        jobs: int = 2,
+        address: str | None = None,
+        threads: int | None = None,
+        max_retries: int = 3,
+    ) -> None:
+        _check_positive("jobs", jobs)
+        _check_positive("threads", threads, allow_none=True)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise UsageError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        if address is not None and not address.strip():
+            raise UsageError(
+                f"address must name a Ray cluster ('auto' or HOST:PORT), got {address!r}"
+            )
+        self.jobs, self.address, self.threads, self.max_retries = (
+            jobs,
+            address,
+            threads,
+            max_retries,
+        )
+        _import_ray()  # fail now, before anything runs, when Ray is missing
+
+    def run(
+        self, plan: Plan, todo: list[Job], came_in: Callable[[JobOutcome], None], bar: Any
+    ) -> None:
+        ray = _import_ray()
+        started_here = not ray.is_initialized()
+        if started_here:
+            self._start(ray)
+        try:
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            task = ray.remote(_execute_task)
+            refs: dict[str, Any] = {}
+            for job in todo:
+                threads = self.threads or job.threads
+                needed = [refs[k] for k in job.after if k in refs]
+                refs[job.key] = task.options(
+                    num_cpus=threads, num_gpus=1 if job.gpu and has_gpu else 0,
+                    max_retries=self.max_retries, retry_exceptions=False, name=job.key,
+                ).remote(job, plan.folder, threads, *needed)  # fmt: skip
+            pending = {ref: key for key, ref in refs.items()}
+            try:
+                while pending:
+                    bar.set_postfix_str(f"{len(pending)} queued or running")
+                    ready, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in ready:
+                        del pending[ref]
+                        try:
+                            outcome = ray.get(ref)
+                        except ray.exceptions.RayTaskError as error:
+                            raise error.as_instanceof_cause() from None
+                        if outcome.status != "done":
+                            bar.write(describe_outcome(outcome))
+                        came_in(outcome)
+            except BaseException:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _start(self, ray: Any) -> None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the study stays on this machine
+        if self.address is not None:
+            ray.init(address=self.address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=self.jobs, include_dashboard=False, log_to_driver=False)
+
+
+def make_executor(
+    jobs: int = 1, ray_address: str | None = None, threads: int | None = None
+) -> SerialExecutor | RayExecutor:
+    """``--jobs 1`` without ``--ray-address``: `SerialExecutor`; otherwise `RayExecutor`."""
+    _check_positive("jobs", jobs)
+    if jobs == 1 and ray_address is None:
+        return SerialExecutor(threads)
+    return RayExecutor(jobs=jobs, address=ray_address, threads=threads)
+
+
+def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
