@@ -29,8 +29,8 @@ def imports(path: Path) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     """``{layer: the layers its modules import}``."""
     return {
-        layer: set().union(*(imports(p) for p in (ROOT / layer).rglob("*.py"))) & set(LAYERS)
-        - {layer}
+        layer: set().union(*(imports(p) for p in (ROOT / layer).rglob("*.py")))
+        & set(LAYERS) - {layer}
         for layer in LAYERS
     }
 

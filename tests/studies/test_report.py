@@ -17,7 +17,10 @@ def test_report_files(tmp_path):
     figure.subplots().plot([0, 1], [1, 0])
     paths = write_report(
         tmp_path / "r",
-        markdown=("table.md", "# A table\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![plot](plot.png)\n"),
+        markdown=(
+            "table.md",
+            "# A table\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![plot](plot.png)\n",
+        ),
         figures={"plot": figure},
         data={"table.json": {"x": math.nan, "y": np.float32(2.5), "z": (1, np.inf)}},
     )
