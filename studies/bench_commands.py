@@ -155,13 +155,13 @@ def run_bench(args: argparse.Namespace) -> int:
     """Runs the missing runs, then writes the report; prints what it wrote. Returns 0, or 1
     when the report is not written (runs without a result)."""
     from studies.bench import check_architectures, resolve_architectures
-    from studies.jobs import run_plan
+    from studies.jobs import folder_lock, run_plan
 
     protocol = protocol_from_args(args)
     archs = resolve_architectures(builtin_names(args.archs, args.model_family), args.models)
     check_architectures(archs, protocol)
-    out = Path(args.out)
-    report = Path(args.report) if args.report else out
+    out = Path(args.out).resolve()  # the same path for workers on other machines
+    report = Path(args.report).resolve() if args.report else out
     executor = executor_from_args(args)
     invocation = {
         "command": canonical_command(args),
@@ -170,21 +170,29 @@ def run_bench(args: argparse.Namespace) -> int:
         **code_version(),
         "started_at": time.time(),
     }
-    redo_mismatched(archs, protocol, out, getattr(args, "redo_mismatched", False))
     progress = not args.no_progress
     study = bench_plan(
         archs, protocol, out, report, invocation, progress=progress and executor.name == "serial"
     )
     runs = [job for job in study.jobs if not job.always]
-    todo = sum(not job.done() for job in runs)
-    print(f"benchmark: {len(runs)} runs ({todo} to do) in {out}/, report in {report}/", flush=True)
     code = 1
-    for outcome in run_plan(study, executor, progress=progress, on_outcome=None):
+
+    def came_in(outcome) -> None:
+        nonlocal code
         if outcome.key == "report" and outcome.status == "done":
             code, text = outcome.value
             print(text, file=sys.stderr if code else sys.stdout)
         elif outcome.status == "done":
             print(describe_run(outcome.value), flush=True)
+
+    with folder_lock(out):  # before any run directory is deleted
+        redo_mismatched(archs, protocol, out, getattr(args, "redo_mismatched", False))
+        todo = sum(not job.done() for job in runs)
+        print(
+            f"benchmark: {len(runs)} runs ({todo} to do) in {out}/, report in {report}/",
+            flush=True,
+        )
+        run_plan(study, executor, progress=progress, on_outcome=came_in, lock=False)
     return code
 
 

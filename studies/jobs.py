@@ -60,8 +60,9 @@ class Job:
         after: Keys of the jobs whose output this one reads (earlier in the plan).
         failures: Exception types that mean the job failed for good (recorded; its dependents
             are skipped). Any other exception stops the study.
-        threads: torch CPU threads it runs with (on Ray: the CPUs it asks for).
-        gpu: It computes on a GPU when there is one (on Ray: it asks for one).
+        threads: On Ray, the CPUs it asks for and its torch threads (unless the executor sets
+            them for every job); run serially, this process's threads are kept.
+        gpu: It computes on a GPU when there is one (on Ray: it asks for a share of one).
         always: Run on every call and even when some of ``after`` failed (the report).
     """
 
@@ -173,6 +174,7 @@ def execute(job: Job, folder: Path, needed: Sequence[JobOutcome] = (), threads: 
         return JobOutcome(
             job.key, "skipped", error=f"needs {', '.join(blocked)}, which did not finish"
         )
+    info = provenance()  # asked before the work: the code that starts the job is what ran it
     if threads is not None:
         import torch
 
@@ -184,11 +186,11 @@ def execute(job: Job, folder: Path, needed: Sequence[JobOutcome] = (), threads: 
     except job.failures as error:
         return JobOutcome(
             job.key, "failed", error=f"{type(error).__name__}: {error}",
-            seconds=time.perf_counter() - started, attempt=attempt, provenance=provenance(),
+            seconds=time.perf_counter() - started, attempt=attempt, provenance=info,
         )  # fmt: skip
     return JobOutcome(
         job.key, "done", value=value, seconds=time.perf_counter() - started, attempt=attempt,
-        provenance=provenance(),
+        provenance=info,
     )  # fmt: skip
 
 
@@ -321,6 +323,7 @@ def run_plan(
     *,
     on_outcome: Callable[[JobOutcome], None] | None = None,
     progress: bool = True,
+    lock: bool = True,
 ) -> list[JobOutcome]:
     """Runs the jobs of ``plan`` that are not done (and those marked ``always``).
 
@@ -329,6 +332,8 @@ def run_plan(
         executor: `studies.executors.SerialExecutor` (default) or `RayExecutor`.
         on_outcome: Called in the driver with each outcome as it comes in.
         progress: One tqdm bar over the plan's jobs.
+        lock: Hold the folder's lock (`folder_lock`) for the call; False when the caller
+            already holds it (it also checks or changes the folder before the jobs run).
 
     Returns:
         The outcomes of this call, in the order they came in. Each done or failed job is
@@ -340,7 +345,7 @@ def run_plan(
     from studies.executors import SerialExecutor
 
     executor = executor if executor is not None else SerialExecutor()
-    with folder_lock(plan.folder):
+    with folder_lock(plan.folder) if lock else contextlib.nullcontext():
         todo = [job for job in plan.jobs if job.always or not job.done()]
         outcomes: list[JobOutcome] = []
         bar = tqdm(total=len(plan.jobs), initial=len(plan.jobs) - len(todo), desc=plan.name,

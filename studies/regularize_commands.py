@@ -256,6 +256,7 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
         StudyConfig,
         member_sources,
         run_study,
+        unfinished,
         write_study_report,
     )
 
@@ -300,10 +301,13 @@ def _seeds(args: argparse.Namespace, run_dir: Path, modes: tuple[str, ...]) -> i
     ]
     paths = write_study_report(records, out, meta, notes=notes)
     print(paths["report"].read_text())
+    missing = unfinished(study, out, sources)
+    for key in missing:
+        print(f"not finished (retried next time): {key}", file=sys.stderr)
     print(f"wrote {out}/ (the source {run_dir} is unchanged)")
     print("  table.md, table.html, table.json, results.json (every fine-tuning), accuracy.png")
     print(f"  finetune/{cell}-s<k>-<mode>/: one run directory per member and mode")
-    return 0
+    return 1 if missing else 0
 
 
 def long_delay_notes(records: list[dict[str, Any]], cell: str) -> list[str]:

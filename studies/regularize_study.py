@@ -243,6 +243,14 @@ def run_study(
     return load_records(study, runs_dir)
 
 
+def unfinished(
+    study: StudyConfig, runs_dir: str | Path, sources: dict[tuple[str, int], Any] | None = None
+) -> list[str]:
+    """The jobs of the study (report aside) whose output does not exist: after `run_study`,
+    those that failed (or were skipped); a caller exits non-zero on them."""
+    return [job.key for job in study_plan(study, runs_dir, sources).jobs if not job.done()]
+
+
 def member_sources(run_dir: str | Path, n_seeds: int) -> tuple[str, dict[tuple[str, int], Any]]:
     """Members ``0 .. n_seeds - 1`` of a trained ensemble run as the study's base networks:
     ``(cell, {(cell, k): (run_dir, k)})`` (what `base_runs` gives for ``ensemble=True``).
@@ -519,11 +527,12 @@ def write_study_report(
         "",
     ]
     footer = "".join(f"\n{note}\n" for note in notes)
-    text = "\n".join(header) + table_markdown(table) + "\n\n![accuracy](accuracy.png)\n" + footer
+    figure = "\n\n![accuracy](accuracy.png)\n" if table["cells"] else "\nNo fine-tuning finished.\n"
+    text = "\n".join(header) + table_markdown(table) + figure + footer
     return write_report(
         report_dir,
         markdown=("table.md", text),
-        figures={"accuracy": plot_study(table, differences=True)},
+        figures={"accuracy": plot_study(table, differences=True)} if table["cells"] else {},
         data={
             "results.json": {"meta": meta, "records": slim},
             "table.json": {"meta": meta, **table},
@@ -590,15 +599,19 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": time.time(),
         "study": asdict(study),
     }
-    report = Path(args.report) if args.report else Path(args.runs) / "report"
+    runs = Path(args.runs).resolve()  # the same path for workers on other machines
+    report = Path(args.report).resolve() if args.report else runs / "report"
     run_study(
-        study, args.runs, executor=executor, progress=not args.no_progress,
+        study, runs, executor=executor, progress=not args.no_progress,
         log=(lambda line: print(line, flush=True)) if args.no_progress else None,
         report=(report, meta, []),
     )  # fmt: skip
     print((report / "table.md").read_text())
     print(f"wrote {report}/: table.md, table.html, table.json, results.json, accuracy.png")
-    return 0
+    missing = unfinished(study, runs)
+    for key in missing:
+        print(f"not finished (retried next time): {key}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -45,12 +45,13 @@ from studies.jobs import (
     Plan,
     describe_outcome,
     failed_jobs,
+    folder_lock,
     read_records,
     run_plan,
 )
 from studies.provenance import machine_line, short_commit
 from studies.regularize_study import MODES, plot_study, study_table, table_markdown
-from studies.report import write_report as write_report_files
+from studies.report import write_report
 from studies.run_analysis import analysis_task, analyze_run, vocabulary_function
 
 PRESETS = ("fast", "paper", "demo", "tiny")
@@ -377,7 +378,7 @@ def reproduce_plan(
                             partial(_is_file, finetune_dir(out, c, u, k, m) / "regularize.json"),
                             _JOB_ERRORS, c, u, k, m)  # fmt: skip
     jobs.append(Job(
-        "report", "report", partial(write_report, config, out, Path(report_dir), meta or {}),
+        "report", "report", partial(write_reproduce_report, config, out, Path(report_dir), meta or {}),
         done=partial(bool, False), after=tuple(j.key for j in jobs), always=True,
     ))  # fmt: skip
     return Plan("reproduce", out, tuple(jobs))
@@ -491,22 +492,25 @@ def run_reproduce(
         executor = make_executor(jobs, threads=threads if jobs > 1 else None)
     out = Path(out_dir)
     report = Path(report_dir) if report_dir is not None else out / "report"
-    _check_config(config, out)
+    started = time.perf_counter()
+    # the report adds this call's time so far to the folder's (wall.json is updated after it)
+    meta = {**(meta or {}), "call_started": time.time()}
     serial = getattr(executor, "name", "") == "serial"
     study = reproduce_plan(config, out, report_dir=report, meta=meta, progress=progress and serial)
-    if stop_after is not None:
-        last = STAGES.index(stop_after)
-        study = study.only(lambda job: STAGES.index(stage_of(job.key)) <= last)
     if report_only:
         study = study.only(lambda job: job.kind == "report")
-    started = time.perf_counter()
-    try:
-        outcomes = run_plan(
-            study, executor, progress=progress,
-            on_outcome=(lambda o: log(describe_outcome(o))) if log is not None else None,
-        )  # fmt: skip
-    finally:
-        _add_wall(out, time.perf_counter() - started)
+    elif stop_after is not None:
+        last = STAGES.index(stop_after)
+        study = study.only(lambda job: STAGES.index(stage_of(job.key)) <= last)
+    with folder_lock(out):  # before the folder's config is checked or written
+        _check_config(config, out)
+        try:
+            outcomes = run_plan(
+                study, executor, progress=progress, lock=False,
+                on_outcome=(lambda o: log(describe_outcome(o))) if log is not None else None,
+            )  # fmt: skip
+        finally:
+            _add_wall(out, time.perf_counter() - started)
     order = {job.key: i for i, job in enumerate(study.jobs)}
     outcomes.sort(key=lambda o: order[o.key])  # Ray's workers finish in any order
     report_outcome = [o for o in outcomes if o.key == "report" and o.status == "done"]
@@ -659,7 +663,7 @@ def _speeds(table: dict[str, Any] | None) -> list[float] | None:
     return [math.nan if v is None else v for v in table["speeds"]]
 
 
-def write_report(
+def write_reproduce_report(
     config: ReproduceConfig,
     out: Path,
     report_dir: Path,
@@ -681,6 +685,8 @@ def write_report(
 
     results = load_results(config, out)
     wall = out / "wall.json"
+    meta = dict(meta)
+    this_call = time.time() - meta.pop("call_started", time.time())
     train_config = config.train_config(config.cells[0], "none")
     study = reproduce_plan(config, out)
     failures = dict(failed_jobs(out, study))
@@ -692,7 +698,7 @@ def write_report(
         "n_seeds": config.n_seeds,
         "commit": short_commit(),
         "machine": machine_line(config.device),
-        "wall_s": read_json(wall)["wall_s"] if wall.is_file() else None,
+        "wall_s": round((read_json(wall)["wall_s"] if wall.is_file() else 0.0) + this_call, 1),
         "data_source": results.get("data_source"),
         "training": (
             f"{train_config.hidden_size} units, batch {train_config.batch_size}, "
@@ -735,7 +741,7 @@ def write_report(
         figures["regularize"] = plot_study(table)
     names = {name: f"{name}.png" for name in figures}
     serialisable = {k: v for k, v in results.items() if k != "lineages"}
-    return write_report_files(
+    return write_report(
         report_dir,
         markdown=("report.md", report_markdown(results, rows, names, regularize_md)),
         figures=figures,

@@ -170,7 +170,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from studies.reproduce import run_reproduce as run
 
-    out = Path(args.out or f"runs/reproduce-{config.preset}-{config.dataset}")
+    # resolved: workers on other machines must see the same path
+    out = Path(args.out or f"runs/reproduce-{config.preset}-{config.dataset}").resolve()
     if args.dry_run:
         from studies.reproduce_estimate import estimate_study, plan_text
 

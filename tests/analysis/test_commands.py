@@ -45,9 +45,12 @@ def test_analyze_writes_results_figures_and_summary(tiny_run, every_trial_counts
     assert "Speed vs accuracy" in (out / "summary.md").read_text()
 
 
-def test_several_runs_give_the_network_table(tiny_run, every_trial_counts, tmp_path, capsys):
-    out = tmp_path / "both"
-    argv = [str(tiny_run), str(tiny_run), "--out", str(out), "--no-backtrack", "--no-figures"]
+def test_several_runs_give_the_network_table(
+    tiny_run, every_trial_counts, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the default folder, runs/analysis, is relative to it
+    out = tmp_path / "runs" / "analysis"
+    argv = [str(tiny_run), str(tiny_run), "--no-backtrack", "--no-figures"]
     assert run_analyze(_parse(argv + SMALL)) == 0
     table = json.loads((out / "networks_speed_accuracy.json").read_text())
     assert len(table["mean_speeds"]) == 2

@@ -88,6 +88,8 @@ def test_interrupted_study_resumes_without_redoing_finished_parts(
         assert report.count(f"| regularisation improves long-delay accuracy | {group} |") == 1
     assert "- verdicts hold for: under `tiny`, full MNIST, PyTorch's cells" in (report)
     assert "- commit " in report and "train, evaluate, analyze, regularize" in report
+    wall = float(report.split("- wall time: ")[1].split(" s")[0])  # this call counted too
+    assert 0 < wall <= read_json(out / "wall.json")["wall_s"] + 1e-9
     page = result["paths"]["html"].read_text()
     assert page.count("data:image/png;base64,") == 5 and "<table>" in page
     assert "<h2>Claims</h2>" in page

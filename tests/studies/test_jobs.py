@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,17 @@ def test_one_call_at_a_time_per_folder(tmp_path):
     with folder_lock(tmp_path), pytest.raises(UsageError, match="is in use by pid"):
         run_plan(_plan(tmp_path), progress=False)
     assert run_plan(_plan(tmp_path), progress=False)  # released
+
+
+def test_ray_is_asked_for_only_by_its_executor(monkeypatch):
+    import studies.executors as executors
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert isinstance(make_executor(1), SerialExecutor)
+    with pytest.raises(UsageError, match=r"pip install 'memenv\[ray\]'"):
+        make_executor(2)
+    with pytest.raises(UsageError, match="not installed"):
+        executors.RayExecutor(address="auto")
 
 
 def test_executor_choice_and_bad_values():

@@ -60,10 +60,8 @@ def test_a_failure_is_recorded_and_the_independent_jobs_still_run(tmp_path):
     status = {o.key: o.status for o in outcomes}
     assert status == {"train a": "failed", "evaluate a": "skipped", "train c": "done"}
     assert (tmp_path / "c").is_file()
-    assert [(r["job"], r["status"]) for r in read_records(tmp_path)] == [
+    assert sorted((r["job"], r["status"]) for r in read_records(tmp_path)) == [
         ("train a", "failed"), ("train c", "done"),
-    ] or [(r["job"], r["status"]) for r in read_records(tmp_path)] == [
-        ("train c", "done"), ("train a", "failed"),
     ]  # fmt: skip
     assert not ray.is_initialized()  # the instance started for the call is stopped
 
@@ -107,6 +105,12 @@ def test_reproduce_on_ray_after_a_killed_worker_and_an_interrupted_driver(tmp_pa
     watcher.join()
     assert "checkpoints" in killed, "the training ended before its worker could be killed"
     assert not ray.is_initialized()
+    # Ray retried the killed training within that call: its record, or its marker if the
+    # interrupt came first, shows a second attempt
+    first = [r for r in read_records(out) if r["job"] == "train gru none"]
+    marker = running_file(out, "train gru none")
+    tries = first[0]["attempt"] if first else json.loads(marker.read_text())["attempt"]
+    assert tries >= 2
     done_before = {r["job"] for r in read_records(out) if r["status"] == "done"}
     assert len(done_before) >= 2 and not (out / "report").exists()
     outputs = [job.done.args[0] for job in reproduce_plan(config, out).jobs if not job.always]
@@ -118,7 +122,7 @@ def test_reproduce_on_ray_after_a_killed_worker_and_an_interrupted_driver(tmp_pa
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     records = read_records(out)
     train_record = next(r for r in records if r["job"] == "train gru none")
-    assert train_record["attempt"] >= 2  # retried by Ray after its worker was killed ...
+    assert train_record["attempt"] >= 2
     for path, mtime in killed["checkpoints"].items():  # ... resumed, not restarted
         assert path.stat().st_mtime_ns == mtime
 
@@ -153,7 +157,12 @@ def test_bench_on_ray_gives_the_serial_table(tmp_path, mnist_root, capsys):
     serial = bench("serial", "--threads", "1")
     parallel = bench("ray", "--jobs", "2")
     assert "bench_table.md" in capsys.readouterr().out
-    assert parallel["rows"] == serial["rows"]
+    def untimed(table: dict) -> list[dict]:  # wall times differ from run to run
+        return [{k: v for k, v in row.items() if not k.startswith(("train_s", "eval_s"))}
+                for row in table["rows"]]  # fmt: skip
+
+    assert untimed(parallel) == untimed(serial)
+    assert untimed(serial)[0]["accuracy"] and "train_s" in serial["rows"][0]
     done = {r["job"] for r in read_records(tmp_path / "ray") if r["status"] == "done"}
     assert done == {"bench gru seed 0", "bench mingru seed 0", "bench gru seed 1",
                     "bench mingru seed 1", "report"}  # fmt: skip
