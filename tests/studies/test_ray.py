@@ -157,6 +157,7 @@ def test_bench_on_ray_gives_the_serial_table(tmp_path, mnist_root, capsys):
     serial = bench("serial", "--threads", "1")
     parallel = bench("ray", "--jobs", "2")
     assert "bench_table.md" in capsys.readouterr().out
+
     def untimed(table: dict) -> list[dict]:  # wall times differ from run to run
         return [{k: v for k, v in row.items() if not k.startswith(("train_s", "eval_s"))}
                 for row in table["rows"]]  # fmt: skip
