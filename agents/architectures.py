@@ -10,6 +10,10 @@ like the reference cells.
 * `CausalTransformer`: a small pre-LayerNorm causal Transformer without positional encoding;
   its state is the key/value cache, which grows by one entry per step.
 
+More in their own modules, registered here: `agents.arch_more` (IndRNN, sLSTM, a
+linear-attention Transformer in its recurrent form, frame stacking and a memoryless MLP, the
+lower anchors) and `agents.arch_ssm` (LMU, S4D, a Mamba-style selective state space model).
+
 `BUILTIN` also holds the paper's cells in both model families: ``gru``, ``lstm``, ``rnn``
 (PyTorch's, `agents.models`) and ``authors-gru``, ``authors-lstm`` (the authors' own,
 `agents.authors`; `agents.train` gives them the authors' loss).
@@ -30,33 +34,17 @@ import copy
 import importlib
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional
 
+from agents.arch_more import ARCHITECTURES as MORE
+from agents.arch_parts import MNIST_OBS_DIM, MLPReadout, check_sizes
+from agents.arch_ssm import ARCHITECTURES as SSM
 from agents.protocol import N_OUTPUTS, check_agent
 from memenv.errors import UsageError
-
-MNIST_OBS_DIM = 785
-"""784 pixels + the trigger."""
-
-
-class MLPReadout(nn.Module):
-    """``logits = W2 gelu(W1 s + b1) + b2``: state features ``[..., S]`` -> ``[..., 11]``."""
-
-    def __init__(self, in_features: int, hidden: int, n_outputs: int = N_OUTPUTS) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(in_features, hidden)
-        self.out = nn.Linear(hidden, n_outputs)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(functional.gelu(self.hidden(features)))
-
-
-def _check_sizes(obs_dim: int, hidden_size: int) -> None:
-    if int(obs_dim) < 2 or int(hidden_size) < 1:
-        raise UsageError(f"need obs_dim >= 2 and hidden_size >= 1, got {obs_dim}, {hidden_size}")
 
 
 class LRUModel(nn.Module):
@@ -84,6 +72,9 @@ class LRUModel(nn.Module):
     State: float ``[B, 2N]``, real parts then imaginary parts.
     """
 
+    TUNABLE = {"r_min": (0.5, 0.99, "linear")}
+    """The inner radius of the ring initialisation, tuned with ``memenv bench --tune``."""
+
     def __init__(
         self,
         obs_dim: int = MNIST_OBS_DIM,
@@ -94,7 +85,7 @@ class LRUModel(nn.Module):
         readout_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        _check_sizes(obs_dim, hidden_size)
+        check_sizes(obs_dim, hidden_size)
         if not 0 <= r_min < r_max < 1:
             raise UsageError(f"need 0 <= r_min < r_max < 1, got {r_min}, {r_max}")
         self.obs_dim, self.hidden_size = int(obs_dim), int(hidden_size)
@@ -176,7 +167,7 @@ class MinGRUModel(nn.Module):
         readout_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        _check_sizes(obs_dim, hidden_size)
+        check_sizes(obs_dim, hidden_size)
         self.obs_dim, self.hidden_size = int(obs_dim), int(hidden_size)
         self.gates = nn.Linear(self.obs_dim, 2 * self.hidden_size)  # z and h~ in one matmul
         self.head = MLPReadout(self.hidden_size, readout_hidden or self.hidden_size)
@@ -243,7 +234,7 @@ class CausalTransformer(nn.Module):
         readout_hidden: int | None = None,
     ) -> None:
         super().__init__()
-        _check_sizes(obs_dim, hidden_size)
+        check_sizes(obs_dim, hidden_size)
         if n_layers < 1 or n_heads < 1 or hidden_size % n_heads:
             raise UsageError(
                 f"need n_layers >= 1 and n_heads dividing hidden_size, got n_layers={n_layers}, "
@@ -353,6 +344,8 @@ BUILTIN: dict[str, Callable[..., nn.Module]] = {
     "lru": LRUModel,
     "mingru": MinGRUModel,
     "transformer": CausalTransformer,
+    **MORE,
+    **SSM,
 }
 """Built-in architectures: name -> ``factory(hidden_size=..., obs_dim=...)``."""
 
@@ -392,12 +385,18 @@ def load_factory(spec: str) -> tuple[str, Callable[..., nn.Module]]:
 
 
 def build_architecture(
-    spec: str, hidden_size: int = 128, obs_dim: int = MNIST_OBS_DIM, seed: int | None = None
+    spec: str,
+    hidden_size: int = 128,
+    obs_dim: int = MNIST_OBS_DIM,
+    seed: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """A fresh model from a built-in name (`BUILTIN`) or a plug-in spec (`load_factory`).
 
-    The factory is called as ``factory(hidden_size=hidden_size, obs_dim=obs_dim)``, after
-    ``torch.manual_seed(seed)`` when a seed is given (so a resumed run rebuilds the same model).
+    The factory is called as ``factory(hidden_size=hidden_size, obs_dim=obs_dim, **options)``,
+    after ``torch.manual_seed(seed)`` when a seed is given (so a resumed run rebuilds the same
+    model). ``options`` are the architecture's own settings (e.g. those it declares in
+    `tunable`); the model records them, so that a saved run is rebuilt with them.
 
     Raises:
         ValueError: naming ``spec``, when it is unknown or malformed, or when the factory's result
@@ -415,8 +414,9 @@ def build_architecture(
         )
     if seed is not None:
         torch.manual_seed(int(seed))
+    options = dict(options or {})
     try:
-        model = factory(hidden_size=int(hidden_size), obs_dim=int(obs_dim))
+        model = factory(hidden_size=int(hidden_size), obs_dim=int(obs_dim), **options)
     except TypeError as error:  # most often a factory with another signature
         raise UsageError(
             f"{spec!r}: calling it as factory(hidden_size={int(hidden_size)}, "
@@ -428,8 +428,51 @@ def build_architecture(
     # rebuild the model from its run (`load_model`) as bench built it
     model.memenv_architecture = {
         "spec": spec, "hidden_size": int(hidden_size), "obs_dim": int(obs_dim),
+        **({"options": options} if options else {}),
     }  # fmt: skip
     return model
+
+
+def tunable(spec: str) -> dict[str, tuple[float, float, str]]:
+    """What an architecture declares as worth tuning besides the learning rate: its factory's
+    ``TUNABLE`` attribute, ``{option: (low, high, "log" | "linear")}`` (empty when it declares
+    nothing; e.g. the LRU's ring radius ``r_min``)."""
+    factory = load_factory(spec)[1] if ":" in spec else BUILTIN.get(spec)
+    return dict(getattr(factory, "TUNABLE", {}) or {})
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def match_hidden_size(spec: str, n_params: int, obs_dim: int = MNIST_OBS_DIM) -> int:
+    """The hidden size whose model has the parameter count closest to ``n_params`` (the
+    counts grow with the size; a binary search, then the nearer neighbour). Sizes come in
+    steps of the smallest one the architecture accepts (the Transformer's: its head count)."""
+    if isinstance(n_params, bool) or not isinstance(n_params, int) or n_params < 1:
+        raise UsageError(f"n_params must be a positive integer, got {n_params!r}")
+
+    def count(size: int) -> int:
+        return n_parameters(build_architecture(spec, size, obs_dim, seed=0))
+
+    step = next((s for s in range(1, 65) if _builds(spec, s, obs_dim)), None)
+    if step is None:
+        raise UsageError(f"{spec!r} builds with no hidden size from 1 to 64")
+    low, high = 1, 1  # multiples of step
+    while count(high * step) < n_params and high < 8192:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if count(middle * step) < n_params else (low, middle)
+    return step * min((low, high), key=lambda m: (abs(count(m * step) - n_params), m))
+
+
+def _builds(spec: str, hidden_size: int, obs_dim: int) -> bool:
+    try:
+        build_architecture(spec, hidden_size, obs_dim, seed=0)
+    except UsageError:
+        return False
+    return True
 
 
 def check_protocol(model: object, obs_dim: int, what: str = "model") -> None:

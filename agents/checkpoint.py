@@ -360,7 +360,9 @@ def _load_architecture(file: Path, record: dict[str, Any], member: int | None) -
     if member not in (None, 0):
         raise UsageError(f"{file} holds one model; member {member} does not exist (use 0)")
     try:
-        model = build_architecture(arch["spec"], arch["hidden_size"], arch["obs_dim"])
+        model = build_architecture(
+            arch["spec"], arch["hidden_size"], arch["obs_dim"], options=arch.get("options")
+        )
     except UsageError as error:
         raise UsageError(
             f"{file} holds a model built by {arch['spec']!r}, which cannot be rebuilt here: "

@@ -16,7 +16,10 @@ from typing import Any
 from memenv.errors import UsageError
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "fit", "validation")
+"""Image splits: the data set's training and test images, and the training images cut in two
+for tuning: ``validation`` (the last tenth of each class's training images) and ``fit`` (the
+rest). Test images are never used to choose settings."""
 N_LABELS = 10
 """Every supported data set has 10 classes; the action/output space adds the null class."""
 
@@ -158,7 +161,8 @@ class TaskConfig:
         noise_scale: Multiplies the noise std (1.0 = the paper; 0.0 = the constant mean frame).
         delay: Fixed delay ``t_resp - t_stim`` (>= 1), or None for the paper's random delays.
         t_stim: Fixed stimulus time, or None. Only meaningful together with ``delay``.
-        split: ``"train"`` or ``"test"`` images.
+        split: ``"train"`` or ``"test"`` images; ``"fit"`` / ``"validation"``: the training
+            images cut in two for tuning (`SPLITS`).
         null_weight: Supervised loss weight of the null steps before ``t_max``, in [0, 1]
             (the ReCu curriculum raises it from 0 to 1; 1.0 = the paper's loss). The response
             step weighs ``RESPONSE_WEIGHT - 1 + null_weight`` (19 + null_weight), as in the

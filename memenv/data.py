@@ -33,6 +33,7 @@ reads one ``.npy`` file; a cache entry of the wrong type or shape is rebuilt.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -165,7 +166,8 @@ def load_images(
 
     Args:
         dataset: ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"``.
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"``; ``"fit"`` / ``"validation"``: the training images
+            cut in two (`carve_validation`).
         root: Data folder; None: ``$MEMENV_DATA``, and when that is unset or empty, no folder.
         download: Download the data set (into ``root``, else under ``$MEMENV_CACHE``) when the
             folder does not hold it. A folder that does not exist yet is then created.
@@ -187,10 +189,33 @@ def load_images(
         raise UsageError(f"unknown split {split!r}; choose one of {SPLITS}")
     download = check_download(download)  # a bool: one lru_cache entry for True and np.True_
     folder = _data_root(root)
+    source = "train" if split in ("fit", "validation") else split
     # A missing folder is fine only as a download target; a file never is.
     if folder is not None and not folder.path.is_dir() and (folder.path.exists() or not download):
-        raise _not_found(dataset, split, folder)
-    return _load_cached(dataset, split, folder, download)
+        raise _not_found(dataset, source, folder)
+    pool = _load_cached(dataset, source, folder, download)
+    return pool if split == source else carve_validation(pool, split)
+
+
+VALIDATION_SHARE = 10
+"""One training image in this many, per class, is a validation image."""
+
+
+def carve_validation(pool: ImageSet, split: str) -> ImageSet:
+    """The ``"validation"`` part of a training pool (the last ``n // VALIDATION_SHARE`` images
+    of each class, at least one) or the ``"fit"`` part (the others). The noise statistics stay
+    the pool's, so that the task is the same on both parts."""
+    n = pool.n_per_class
+    n_validation = max(1, n // VALIDATION_SHARE)
+    if n < 2:
+        raise UsageError(f"{pool.source} has {n} image per class: too few to set some apart")
+    keep = np.arange(n) >= n - n_validation
+    keep = keep if split == "validation" else ~keep
+    images = pool.images_nxp.reshape(N_LABELS, n, -1)[:, keep].reshape(-1, pool.n_pixels)
+    return dataclasses.replace(
+        pool, images_nxp=images, n_per_class=int(keep.sum()), split=split,
+        source=f"{pool.source}, {split} part (1 in {VALIDATION_SHARE} per class for validation)",
+    )  # fmt: skip
 
 
 def check_download(download: object) -> bool:

@@ -48,6 +48,8 @@ IGNORED_SETTINGS = ("device",)
 trainer also resumes a run on another device: `agents.trainer.RESUME_IGNORED_FIELDS`)."""
 ANCHOR = "centre of mass (15 steps after the image), mean noise frame as input"
 MULTIPLES = (2, 10, 100)
+PER_ARCHITECTURE = ("lr", "hidden_size", "options")
+"""Settings an architecture may have of its own (``--tune``, ``--match-params``)."""
 """Delays reported beyond training, as multiples of the longest trained delay."""
 
 
@@ -58,12 +60,32 @@ class BenchArchitecture:
     Attributes:
         name: Label in tables and figures, and the run directories' name.
         spec: A built-in name (`agents.architectures.BUILTIN`) or ``"package.module:factory"``.
+        hidden_size: Its own size (``--match-params``); None: the protocol's.
+        lr: Its own learning rate (chosen by ``--tune``); None: the protocol's.
+        options: Its own model options (``--tune``: what it declares tunable), as sorted
+            ``(name, value)`` pairs.
 
-    Every architecture trains with the protocol's settings, none with its own.
+    Without these, every architecture trains with the protocol's settings.
     """
 
     name: str
     spec: str
+    hidden_size: int | None = None
+    lr: float | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def with_settings(self, **changes: Any) -> BenchArchitecture:
+        """A copy with ``hidden_size``, ``lr`` or ``options`` (a dict) changed."""
+        if isinstance(changes.get("options"), dict):
+            changes["options"] = tuple(sorted(changes["options"].items()))
+        return dataclasses.replace(self, **changes)
+
+    def train_config(self, protocol: BenchProtocol, seed: int):
+        """The protocol's `TrainConfig` of ``seed`` with this architecture's own size and
+        learning rate."""
+        config = protocol.train_config(seed)
+        own = {k: v for k, v in (("hidden_size", self.hidden_size), ("lr", self.lr)) if v}
+        return config.replace(**own) if own else config
 
 
 def resolve_architectures(
@@ -197,7 +219,10 @@ class BenchProtocol:
         trajectory per trial, so the longest delay sets the cost."""
         low, high = self.trained_delays
         inside = np.unique(np.round(np.geomspace(low, high, 6)).astype(int)).tolist()
-        beyond = [round(f * high) for f in (1.5, 2, 3, 5, 10, 20, 50, 100)]
+        # to 2,000 steps at least: the memory half-life is read on this grid
+        beyond = [round(f * high) for f in (1.5, 2, 3, 5, 10, 20, 50, 100)] + [
+            max(2000, 100 * high)
+        ]
         return tuple(sorted(set(inside) | set(beyond) | set(self.table_delays())))
 
     def evaluation_settings(self) -> dict[str, Any]:
@@ -235,6 +260,7 @@ class RunResult:
         meta: The code's commit when the run started, torch threads.
         evaluation_settings: `BenchProtocol.evaluation_settings` of the measurement (None for
             a diverged run, and in results saved before memenv recorded them).
+        options: The architecture's own model options (`BenchArchitecture.options`), if any.
     """
 
     arch: str
@@ -251,6 +277,7 @@ class RunResult:
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     evaluation_settings: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
 
     def accuracy_at(self, delays: tuple[int, ...]) -> np.ndarray:
         """float64 ``[len(delays)]``: accuracy at each delay (NaN where not measured)."""
@@ -292,9 +319,12 @@ def requested_settings(
     """The settings a run of ``arch`` and ``seed`` must have been made with to be reused: the
     spec, every `TrainConfig` field but `IGNORED_SETTINGS`, and the evaluation settings (JSON
     values, as they are saved)."""
-    config = protocol.train_config(seed).to_dict()
+    config = arch.train_config(protocol, seed).to_dict()
     train = {k: v for k, v in config.items() if k not in IGNORED_SETTINGS}
-    return json.loads(json.dumps({"spec": arch.spec, **train, **protocol.evaluation_settings()}))
+    own = {"options": dict(arch.options)} if arch.options else {}
+    return json.loads(
+        json.dumps({"spec": arch.spec, **own, **train, **protocol.evaluation_settings()})
+    )
 
 
 def saved_settings(run_dir: str | Path) -> dict[str, Any] | None:
@@ -318,6 +348,8 @@ def saved_settings(run_dir: str | Path) -> dict[str, Any] | None:
             data = read_json(run_dir / name)
             if isinstance(data, dict) and "spec" in data:
                 saved["spec"] = data["spec"]
+            if isinstance(data, dict) and data.get("options"):
+                saved["options"] = data["options"]
             if name == FAILED_FILE and isinstance(data, dict):
                 saved.update(data.get("train_config") or {})
     if (run_dir / "config.json").is_file():
@@ -327,7 +359,8 @@ def saved_settings(run_dir: str | Path) -> dict[str, Any] | None:
 
 def result_settings(result: RunResult) -> dict[str, Any]:
     """The settings a saved result records (a diverged one: no evaluation settings)."""
-    saved = {"spec": result.spec, **result.train_config, **_evaluation_settings(result)}
+    own = {"options": result.options} if result.options else {}
+    saved = {"spec": result.spec, **own, **result.train_config, **_evaluation_settings(result)}
     return json.loads(json.dumps(saved))
 
 
@@ -342,6 +375,10 @@ def shared_settings(results: list[RunResult]) -> dict[str, Any]:
     for result in results:
         for key, value in result_settings(result).items():
             if key in ("seed", "spec"):
+                continue
+            if key in PER_ARCHITECTURE:  # tuned or matched: one value per architecture
+                if shared.setdefault(key, value) != value:
+                    shared[key] = "per architecture"
                 continue
             if key in shared and shared[key] != value:
                 raise UsageError(
@@ -416,7 +453,10 @@ def check_architectures(archs: list[BenchArchitecture], protocol: BenchProtocol)
     obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
     for arch in archs:
         if arch.spec not in BUILTIN:
-            build_architecture(arch.spec, config.hidden_size, obs_dim, seed=config.seed)
+            build_architecture(
+                arch.spec, arch.hidden_size or config.hidden_size, obs_dim, seed=config.seed,
+                options=dict(arch.options),
+            )  # fmt: skip
 
 
 def run_one(
@@ -454,15 +494,19 @@ def run_one(
         )
     if is_finished(run_dir):
         return RunResult.load(run_dir / RESULT_FILE)
-    config = protocol.train_config(seed)
+    config = arch.train_config(protocol, seed)
     obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
-    model = build_architecture(arch.spec, config.hidden_size, obs_dim, seed=config.seed)
-    common = dict(arch=arch.name, spec=arch.spec, seed=int(seed), train_config=config.to_dict())
+    model = build_architecture(
+        arch.spec, config.hidden_size, obs_dim, seed=config.seed, options=dict(arch.options)
+    )
+    common = dict(arch=arch.name, spec=arch.spec, seed=int(seed), train_config=config.to_dict(),
+                  options=dict(arch.options) or None)  # fmt: skip
     if (run_dir / "model.pt").is_file():
         load_state(run_dir, model)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / RUN_FILE, {"arch": arch.name, "spec": arch.spec})
+        own = {"options": dict(arch.options)} if arch.options else {}
+        write_json(run_dir / RUN_FILE, {"arch": arch.name, "spec": arch.spec, **own})
         try:
             train(config, run_dir, model=model, progress=progress)
         except NonFiniteLossError as error:

@@ -17,6 +17,8 @@ from the saved results once every run is done. Heavy imports happen inside `run_
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import platform
 import shlex
@@ -40,7 +42,10 @@ HELP = {
 """One line per subcommand of this module for ``memenv --help`` (found through the
 ``memenv.commands`` entry points)."""
 
-DEFAULT_ARCHS = "rnn,gru,lstm,lru,mingru,transformer"
+DEFAULT_ARCHS = (
+    "rnn,gru,lstm,indrnn,slstm,lru,mingru,lmu,s4d,mamba,transformer,linear-attention,"
+    "framestack,memoryless"
+)
 AUTHORS_VARIANTS = {"gru": "authors-gru", "lstm": "authors-lstm"}
 """Built-in names ``--model-family authors`` swaps for the authors' networks."""
 
@@ -121,6 +126,36 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=None, help="folder of the report (default: --out)")
     add_executor_arguments(parser)
     parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="first tune each architecture's learning rate (and what it declares tunable) on a "
+        "validation split carved from the training images, the same budget for all; the final "
+        "runs use the chosen values (docs/bench.md)",
+    )
+    parser.add_argument(
+        "--tune-trials", type=positive_int, default=8, help="settings tried per architecture"
+    )
+    parser.add_argument(
+        "--tune-steps",
+        type=positive_int,
+        default=None,
+        help="training steps of each tuning trial (default: the runs' own)",
+    )
+    parser.add_argument(
+        "--tune-eval-trials",
+        type=positive_int,
+        default=300,
+        help="validation trials per delay of each tuning trial (default 300)",
+    )
+    parser.add_argument(
+        "--match-params",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="size every architecture to about N parameters (its hidden size is chosen; "
+        "plug-ins too)",
+    )
+    parser.add_argument(
         "--redo-mismatched",
         action="store_true",
         help="delete and redo the runs under --out made with other settings than these (by "
@@ -160,6 +195,8 @@ def run_bench(args: argparse.Namespace) -> int:
     protocol = protocol_from_args(args)
     archs = resolve_architectures(builtin_names(args.archs, args.model_family), args.models)
     check_architectures(archs, protocol)
+    if args.match_params is not None:
+        archs = matched(archs, protocol, args.match_params)
     out = Path(args.out).resolve()  # the same path for workers on other machines
     report = Path(args.report).resolve() if args.report else out
     executor = executor_from_args(args)
@@ -171,10 +208,6 @@ def run_bench(args: argparse.Namespace) -> int:
         "started_at": time.time(),
     }
     progress = not args.no_progress
-    study = bench_plan(
-        archs, protocol, out, report, invocation, progress=progress and executor.name == "serial"
-    )
-    runs = [job for job in study.jobs if not job.always]
     code = 1
 
     def came_in(outcome) -> None:
@@ -186,6 +219,17 @@ def run_bench(args: argparse.Namespace) -> int:
             print(describe_run(outcome.value), flush=True)
 
     with folder_lock(out):  # before any run directory is deleted
+        if args.tune:
+            archs = tune(archs, protocol, out, args, executor, invocation)
+        study = bench_plan(
+            archs,
+            protocol,
+            out,
+            report,
+            invocation,
+            progress=progress and executor.name == "serial",
+        )
+        runs = [job for job in study.jobs if not job.always]
         redo_mismatched(archs, protocol, out, getattr(args, "redo_mismatched", False))
         todo = sum(not job.done() for job in runs)
         print(
@@ -194,6 +238,38 @@ def run_bench(args: argparse.Namespace) -> int:
         )
         run_plan(study, executor, progress=progress, on_outcome=came_in, lock=False)
     return code
+
+
+def matched(archs: list[Any], protocol: Any, n_params: int) -> list[Any]:
+    """Every architecture with the hidden size that gives it about ``n_params`` parameters."""
+    from agents.architectures import match_hidden_size
+    from memenv.data import FRAME_SHAPES
+
+    obs_dim = math.prod(FRAME_SHAPES[protocol.dataset]) + 1
+    return [
+        a.with_settings(hidden_size=match_hidden_size(a.spec, n_params, obs_dim)) for a in archs
+    ]
+
+
+def tune(archs, protocol, out: Path, args, executor, invocation: dict[str, Any]) -> list[Any]:
+    """Runs (or resumes) the tuning jobs, writes ``OUT/tuning.json``, puts the tuning section
+    into ``invocation`` for the report, and returns the tuned architectures."""
+    from agents.checkpoint import write_json
+    from studies.bench_tune import TuneBudget, tune_plan, tuned, tuning_markdown, tuning_results
+    from studies.jobs import run_plan
+
+    budget = TuneBudget(
+        trials=args.tune_trials,
+        steps=args.tune_steps or protocol.train_config(protocol.seeds[0]).total_steps,
+        eval_trials=args.tune_eval_trials,
+    )
+    print(f"tuning: {budget.trials} settings x {len(archs)} architectures", flush=True)
+    run_plan(tune_plan(archs, protocol, out, budget), executor, progress=not args.no_progress,
+             lock=False)  # fmt: skip
+    results = tuning_results(archs, out, budget)
+    write_json(out / "tuning.json", {"budget": dataclasses.asdict(budget), "results": results})
+    invocation["tuning"] = tuning_markdown(results, budget)
+    return tuned(archs, results)
 
 
 def bench_plan(
@@ -312,7 +388,8 @@ def canonical_command(args: argparse.Namespace) -> str:
         parts += ["--model", spec]
     options = ("model_family", "seeds", "preset", "dataset", "curriculum", "curriculum_scale", "hidden_size",
                "total_steps", "batch_size", "lr", "data_root", "device", "n_trials",
-               "eval_batch_size", "anchor_trials", "out", "report", "jobs", "threads")  # fmt: skip
+               "eval_batch_size", "anchor_trials", "out", "report", "jobs", "threads",
+               "match_params")  # fmt: skip
     spelled = {"total_steps": "--steps"}
     for name in options:
         value = getattr(args, name)
@@ -320,6 +397,10 @@ def canonical_command(args: argparse.Namespace) -> str:
             value = ",".join(map(str, value))
         if value is not None:
             parts += [spelled.get(name, f"--{name.replace('_', '-')}"), str(value)]
+    if args.tune:
+        parts += ["--tune", "--tune-trials", str(args.tune_trials)]
+        parts += ["--tune-steps", str(args.tune_steps)] if args.tune_steps else []
+        parts += ["--tune-eval-trials", str(args.tune_eval_trials)]
     return shlex.join(parts)
 
 
@@ -343,6 +424,7 @@ def run_metadata(invocation: dict[str, Any], protocol, wall_s: float, results) -
     return {
         "command": invocation["command"],
         "argv": invocation["argv"],
+        "tuning": invocation.get("tuning"),
         **{k: invocation[k] for k in ("commit", "working_tree_modified", "code_dir")},
         "run_commits": sorted({_run_commit(r) for r in results}),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -406,4 +488,6 @@ def _markdown_report(table, protocol) -> str:
         "![accuracy vs delay](accuracy_vs_delay.png)",
         "",
     ]
+    if meta.get("tuning"):
+        lines += [meta["tuning"]]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from analysis.half_life import HalfLife, memory_half_life
 from memenv.errors import UsageError
 from studies.bench import MULTIPLES, RunResult
 
@@ -77,6 +78,12 @@ class BenchRow:
         )  # fmt: skip
         return t_interval(picked)
 
+    def half_life(self, trained: tuple[int, int], chance: float) -> HalfLife:
+        """`analysis.half_life.memory_half_life` of this row's seeds (NaN without a seed)."""
+        if not self.seeds:
+            return HalfLife(math.nan, False, math.nan, math.nan, False, 0)
+        return memory_half_life(self.delays, self.accuracy, trained, chance)
+
     @property
     def anchor_median(self) -> float | None:
         values = [q for q in self.anchor_speeds if q is not None]
@@ -103,6 +110,15 @@ class BenchTable:
         """Accuracy of naming one of the classes at random."""
         return 1.0 / self.n_classes
 
+    def longest_delay(self) -> int:
+        """The longest evaluated delay of any row (0 without rows)."""
+        return max((int(row.delays[-1]) for row in self.rows if row.delays.size), default=0)
+
+    def sort_by_half_life(self) -> None:
+        """Longest memory first (`analysis.half_life.HalfLife.sort_key`; ties keep their
+        order)."""
+        self.rows.sort(key=lambda row: row.half_life(self.trained_delays, self.chance).sort_key())
+
     def to_dict(self) -> dict[str, Any]:
         rows = []
         for row in self.rows:
@@ -110,6 +126,7 @@ class BenchTable:
             curve_mean, curve_half = row.summary(tuple(int(d) for d in row.delays))
             rows.append({
                 "arch": row.arch, "spec": row.spec, "seeds": row.seeds, "diverged": row.diverged,
+                "half_life": row.half_life(self.trained_delays, self.chance).to_dict(),
                 "n_parameters": row.n_parameters, "train_s": row.train_s,
                 "train_s_mean": _finite(np.mean(row.train_s)) if row.train_s else None,
                 "recurrent": row.recurrent, "anchor_speed_slowest": row.anchor_speeds,
@@ -135,6 +152,11 @@ class BenchTable:
         """What the table's numbers and marks mean, one entry each (markdown)."""
         n = self.n_classes
         return [
+            "half-life: the delay at which held-out accuracy has fallen halfway from its "
+            "trained-range value to chance, interpolated in log delay on the evaluated delays "
+            f"(up to {self.longest_delay()}), of the mean curve over seeds [95% bootstrap "
+            "interval over seeds]; `>= D`: it never fell that far (a lower bound); `-`: the "
+            "trained-range accuracy is at chance. Rows are sorted by it.",
             "accuracy: share of held-out trials whose answer at the trigger is the image's "
             "class; mean ± half-width of the 95% t-interval over seeds (one seed: the mean "
             "alone).",
@@ -161,11 +183,11 @@ class BenchTable:
             factor = next((m for m in MULTIPLES if d == m * high), None)
             labels.append(f"{d} ({factor}x)" if factor else str(d))
         head = (
-            "| architecture | params | seeds | train s | "
+            "| architecture | half-life (steps) | params | seeds | train s | "
             + " | ".join(f"acc @ {label}" for label in labels)
             + " | slowest anchor q |"
         )
-        rule = "|---|---:|---:|---:|" + "---:|" * len(labels) + "---:|"
+        rule = "|---|---:|---:|---:|---:|" + "---:|" * len(labels) + "---:|"
         lines = [head, rule]
         for row in self.rows:
             mean, half = row.summary(self.table_delays)
@@ -175,8 +197,9 @@ class BenchTable:
             )
             train = f"{np.mean(row.train_s):.0f}" if row.train_s else "-"
             anchor = "n/a" if not row.recurrent else _sci(row.anchor_median)
+            half_life = row.half_life(self.trained_delays, self.chance).text()
             lines.append(
-                f"| {row.arch} | {row.n_parameters:,} | {seeds} | {train} | "
+                f"| {row.arch} | {half_life} | {row.n_parameters:,} | {seeds} | {train} | "
                 + " | ".join(cells) + f" | {anchor} |"
             )  # fmt: skip
         lines += ["", "Legend:", ""] + [f"- {entry}" for entry in self.legend()]
@@ -204,8 +227,9 @@ def aggregate(
     trained_delays: tuple[int, int],
     order: list[str] | None = None,
 ) -> BenchTable:
-    """Groups per-run results by architecture (in ``order``, else first appearance); the
-    number of classes (chance) comes from the evaluations' ``meta`` (10 when not recorded)."""
+    """Groups per-run results by architecture, rows sorted by memory half-life (ties in
+    ``order``, else first appearance); the number of classes (chance) comes from the
+    evaluations' ``meta`` (10 when not recorded)."""
     by_arch: dict[str, list[RunResult]] = {}
     for result in results:
         by_arch.setdefault(result.arch, []).append(result)
@@ -241,6 +265,7 @@ def aggregate(
         raise UsageError(f"the results were evaluated with different numbers of classes {classes}")
     table = BenchTable(rows, tuple(table_delays), tuple(trained_delays))
     table.n_classes = classes.pop() if classes else 10
+    table.sort_by_half_life()
     return table
 
 

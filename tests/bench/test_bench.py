@@ -106,19 +106,21 @@ def test_t_interval_and_aggregate(tmp_path):
         result("transformer", 1, [], status="diverged", recurrent=False),
     ]
     table = aggregate(results, (4, 19, 38), (4, 19), order=["transformer", "gru"])
-    assert [row.arch for row in table.rows] == ["transformer", "gru"]
-    gru = table.rows[1]
+    # sorted by half-life: the GRU's mean curve (trained-range 0.9) falls to 0.5 at
+    # 19 * 2^0.75 = 32 steps, the Transformer's (1.0, level 0.55) at 19 * 2^0.5625 = 28
+    assert [row.arch for row in table.rows] == ["gru", "transformer"]
+    gru = table.rows[0]
     assert gru.seeds == [0, 1, 2] and gru.anchor_median == pytest.approx(2e-4)
-    assert table.rows[0].diverged == [1]
+    assert table.rows[1].diverged == [1]
     text = table.markdown()
-    assert (
-        "| gru | 100 | 3 | 11 | 1.000 ± 0.000 | 0.800 ± 0.248 | 0.400 ± 0.248 | 2.0e-04 |" in text
-    )
-    assert "| transformer | 100 | 1 (+1 diverged) |" in text and "n/a" in text
+    assert "| gru | 32 [" in text
+    assert "| 100 | 3 | 11 | 1.000 ± 0.000 | 0.800 ± 0.248 | 0.400 ± 0.248 | 2.0e-04 |" in text
+    assert "| transformer | 28 | 100 | 1 (+1 diverged) |" in text and "n/a" in text
     assert "acc @ 38 (2x)" in text
     data = table.to_dict()
-    assert data["rows"][1]["accuracy"]["38"]["mean"] == pytest.approx(0.4)
-    assert data["rows"][0]["accuracy"]["38"]["ci95_half"] is None
+    assert data["rows"][0]["accuracy"]["38"]["mean"] == pytest.approx(0.4)
+    assert data["rows"][0]["half_life"]["delay"] == pytest.approx(19 * 2**0.75)
+    assert data["rows"][1]["accuracy"]["38"]["ci95_half"] is None
     figure = plot_bench(table)
     axes = figure.axes[0]
     assert {t.get_text() for t in axes.get_legend().get_texts()} >= {

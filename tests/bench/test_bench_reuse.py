@@ -195,7 +195,7 @@ def test_table_and_figure_explain_zero_chance_and_their_marks():
     ]
     table = aggregate(results, (4, 19, 38), (4, 19))
     text = table.markdown()
-    assert "| gru | 100 | 1 | 1 | 0.000 | 0.000 | 0.000 | - |" in text
+    assert "| gru | - | 100 | 1 | 1 | 0.000 | 0.000 | 0.000 | - |" in text
     legend = text.split("Legend:", 1)[1]
     assert "chance: 0.1 (1/10)" in legend
     assert "`0.000` (below chance)" in legend and "always answers null" in legend

@@ -1,0 +1,83 @@
+"""`memenv bench --tune` and `--match-params`: the same budget per architecture, validation
+images only, the chosen settings reused by the final runs and written to the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.architectures import build_architecture, match_hidden_size, n_parameters
+from memenv.cli import main
+from memenv.errors import UsageError
+from studies.bench import BenchArchitecture
+from studies.bench_tune import TuneBudget, candidates, tune_plan, tuning_results
+from studies.jobs import run_plan
+
+
+def test_tuning_uses_validation_images_and_the_same_draws_for_all(
+    tiny_protocol, tmp_path, monkeypatch
+):
+    import memenv.task
+
+    splits = []
+    real = memenv.task.load_images
+
+    def spy(dataset, split, *args, **kwargs):
+        splits.append(split)
+        return real(dataset, split, *args, **kwargs)
+
+    monkeypatch.setattr(memenv.task, "load_images", spy)
+    archs = [BenchArchitecture("gru", "gru"), BenchArchitecture("lru", "lru")]
+    budget = TuneBudget(trials=3, steps=3, eval_trials=4)
+    run_plan(tune_plan(archs, tiny_protocol, tmp_path, budget), progress=False)
+    assert set(splits) == {"fit", "validation"}  # never the test images
+    results = tuning_results(archs, tmp_path, budget)
+    gru, lru = (results[a]["trials"] for a in ("gru", "lru"))
+    assert [t["lr"] for t in gru] == [t["lr"] for t in lru]  # the same learning rates
+    assert gru[0]["lr"] == tiny_protocol.train_config(0).lr and lru[0]["options"] == {}
+    assert all(0.5 <= t["options"]["r_min"] <= 0.99 for t in lru[1:])  # LRU's own tunable
+    assert all(t["options"] == {} for t in gru)
+    chosen = results["gru"]["chosen"]
+    assert chosen["score"] == max(t["score"] for t in gru if t["score"] is not None)
+    with pytest.raises(UsageError, match="tuning is not finished: no score for gru t3"):
+        tuning_results(archs, tmp_path, TuneBudget(trials=4, steps=3, eval_trials=4))
+
+
+def test_candidates_start_untuned_and_stay_in_range(tiny_protocol):
+    tried = candidates(BenchArchitecture("lru", "lru"), tiny_protocol, TuneBudget(trials=20))
+    assert tried[0] == {"lr": tiny_protocol.train_config(0).lr, "options": {}}
+    assert all(1e-4 <= t["lr"] <= 1e-2 for t in tried) and len(tried) == 20
+    with pytest.raises(UsageError, match="TuneBudget.trials must be a positive integer, got 0"):
+        TuneBudget(trials=0)
+
+
+def test_match_params_sizes_each_architecture():
+    for spec, step in (("gru", 1), ("lru", 1), ("transformer", 4)):  # 4 heads: sizes by 4
+        size = match_hidden_size(spec, 50_000)
+        assert size % step == 0
+        sizes = (size - step, size, size + step)
+        counts = [n_parameters(build_architecture(spec, s, seed=0)) for s in sizes]
+        assert abs(counts[1] - 50_000) <= min(abs(c - 50_000) for c in counts)
+    with pytest.raises(UsageError, match="n_params must be a positive integer, got 0"):
+        match_hidden_size("gru", 0)
+
+
+def test_cli_tunes_then_runs_with_the_chosen_settings(mnist_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    argv = ["bench", "--archs", "gru,lru", "--seeds", "0", "--steps", "3", "--batch-size", "8",
+            "--data-root", str(mnist_root), "--device", "cpu", "--n-trials", "4",
+            "--eval-batch-size", "4", "--anchor-trials", "2", "--out", str(out), "--no-progress",
+            "--tune", "--tune-trials", "2", "--tune-eval-trials", "4",
+            "--match-params", "20000"]  # fmt: skip
+    assert main(argv) == 0
+    tuning = json.loads((out / "tuning.json").read_text())["results"]
+    table = json.loads((out / "bench_table.json").read_text())
+    for row in table["rows"]:
+        saved = json.loads((out / row["arch"] / "seed0" / "bench.json").read_text())
+        assert saved["train_config"]["lr"] == tuning[row["arch"]]["chosen"]["lr"]
+        assert abs(row["n_parameters"] - 20_000) < 0.2 * 20_000
+    text = (out / "bench_table.md").read_text()
+    assert "## Tuning" in text and "| gru |" in text and "--tune --tune-trials 2" in text
+    assert table["meta"]["settings"]["hidden_size"] == "per architecture"
+    assert "tuning: 2 settings x 2 architectures" in capsys.readouterr().out
