@@ -69,7 +69,7 @@ def test_a_failure_is_recorded_and_the_independent_jobs_still_run(tmp_path):
 def test_reproduce_on_ray_after_a_killed_worker_and_an_interrupted_driver(tmp_path, mnist_root):
     # long enough to kill the training after its first checkpoint and before its end
     train = {"hidden_size": 32, "batch_size": 32, "total_steps": 300, "checkpoint_every": 50}
-    config = _config(mnist_root, train_overrides=train)
+    config = _config(mnist_root, curricula=("none",), train_overrides=train)
     serial = run_reproduce(config, tmp_path / "serial", progress=False)
 
     out = tmp_path / "ray"
