@@ -165,8 +165,10 @@ class RayExecutor:
         try:
             while pending:
                 bar.set_postfix_str(f"{len(pending)} queued or running")
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                hand_in(outcome_of(ready[0]))
+                # a timeout, so that Ctrl-C reaches this loop while the jobs run for hours
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                if ready:
+                    hand_in(outcome_of(ready[0]))
         except BaseException:
             if pending:  # what finished meanwhile is recorded, not lost
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
