@@ -3,7 +3,8 @@
 Each architecture gets the same budget: ``trials`` settings, each trained for ``steps`` steps
 on the ``fit`` part of the training images and scored on the ``validation`` part (one image in
 ten per class, `memenv.data.carve_validation`). Test images are never used to choose. The
-settings are a random search, the same draws for every architecture:
+settings are a random search, stratified (one draw per equal stratum of each range, a Latin
+hypercube), the same draws for every architecture:
 
 * the learning rate, log-uniform in `LR_RANGE`;
 * whatever the architecture declares tunable (`agents.architectures.tunable`, e.g. the LRU's
@@ -71,9 +72,9 @@ def candidates(arch: BenchArchitecture, protocol: BenchProtocol, budget: TuneBud
     log_low, log_high = math.log(LR_RANGE[0]), math.log(LR_RANGE[1])
     # one stream for the learning rate and one per option: the same learning rates for every
     # architecture, whatever else it tunes
-    lr_u = np.random.default_rng([budget.seed, 0]).uniform(size=budget.trials)
+    lr_u = _stratified(np.random.default_rng([budget.seed, 0]), budget.trials)
     option_u = {
-        name: np.random.default_rng([budget.seed, 1 + i]).uniform(size=budget.trials)
+        name: _stratified(np.random.default_rng([budget.seed, 1 + i]), budget.trials)
         for i, name in enumerate(sorted(space))
     }
     for k in range(1, budget.trials):
@@ -87,6 +88,16 @@ def candidates(arch: BenchArchitecture, protocol: BenchProtocol, budget: TuneBud
         lr = float(math.exp(log_low + lr_u[k] * (log_high - log_low)))
         tried.append({"lr": lr, "options": options})
     return tried
+
+
+def _stratified(rng: np.random.Generator, trials: int) -> np.ndarray:
+    """``[trials]`` draws in [0, 1): entry 0 unused (the untuned trial), the others one per
+    equal stratum, in a random order (a Latin hypercube across options): even three trials
+    try one low and one high learning rate, which independent draws need not (with seed 0
+    they gave two low ones)."""
+    n = max(trials - 1, 1)
+    draws = (rng.permutation(n) + rng.uniform(size=n)) / n
+    return np.concatenate([[0.0], draws])[:trials]
 
 
 def trial_dir(out: Path, arch: BenchArchitecture, k: int) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from agents.architectures import build_architecture, match_hidden_size, n_parameters
@@ -48,6 +49,11 @@ def test_candidates_start_untuned_and_stay_in_range(tiny_protocol):
     tried = candidates(BenchArchitecture("lru", "lru"), tiny_protocol, TuneBudget(trials=20))
     assert tried[0] == {"lr": tiny_protocol.train_config(0).lr, "options": {}}
     assert all(1e-4 <= t["lr"] <= 1e-2 for t in tried) and len(tried) == 20
+    # stratified: one draw in each of 19 equal strata of the log range, so both ends are tried
+    logs = sorted((np.log(t["lr"]) - np.log(1e-4)) / np.log(100) for t in tried[1:])
+    assert all(k / 19 <= u < (k + 1) / 19 for k, u in enumerate(logs))
+    three = candidates(BenchArchitecture("gru", "gru"), tiny_protocol, TuneBudget(trials=3))
+    assert min(t["lr"] for t in three[1:]) < 1e-3 < max(t["lr"] for t in three[1:])
     with pytest.raises(UsageError, match="TuneBudget.trials must be a positive integer, got 0"):
         TuneBudget(trials=0)
 
