@@ -80,12 +80,29 @@ class BenchArchitecture:
             changes["options"] = tuple(sorted(changes["options"].items()))
         return dataclasses.replace(self, **changes)
 
+    def build(self, config: Any) -> Any:
+        """A fresh model of this architecture for a `TrainConfig` (its size, data set and
+        seed), with this architecture's own options."""
+        from agents.architectures import build_architecture
+
+        return build_architecture(
+            self.spec, config.hidden_size, obs_dim_of(config.dataset), seed=config.seed,
+            options=dict(self.options),
+        )  # fmt: skip
+
     def train_config(self, protocol: BenchProtocol, seed: int):
         """The protocol's `TrainConfig` of ``seed`` with this architecture's own size and
         learning rate."""
         config = protocol.train_config(seed)
         own = {k: v for k, v in (("hidden_size", self.hidden_size), ("lr", self.lr)) if v}
         return config.replace(**own) if own else config
+
+
+def obs_dim_of(dataset: str) -> int:
+    """Observation size of a data set's trials: its frame's pixels and the trigger."""
+    from memenv.data import FRAME_SHAPES
+
+    return math.prod(FRAME_SHAPES[dataset]) + 1
 
 
 def resolve_architectures(
@@ -446,17 +463,11 @@ def mismatch_message(mismatched: list[tuple[Path, list[str]]], advice: str) -> s
 def check_architectures(archs: list[BenchArchitecture], protocol: BenchProtocol) -> None:
     """Builds every plug-in architecture once with the protocol's sizes, so that a factory that
     does not follow the recurrent protocol fails before any run trains (UsageError naming it)."""
-    from agents.architectures import BUILTIN, build_architecture
-    from memenv.data import FRAME_SHAPES
+    from agents.architectures import BUILTIN
 
-    config = protocol.train_config(protocol.seeds[0])
-    obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
     for arch in archs:
         if arch.spec not in BUILTIN:
-            build_architecture(
-                arch.spec, arch.hidden_size or config.hidden_size, obs_dim, seed=config.seed,
-                options=dict(arch.options),
-            )  # fmt: skip
+            arch.build(arch.train_config(protocol, protocol.seeds[0]))
 
 
 def run_one(
@@ -479,10 +490,8 @@ def run_one(
     """
     import torch
 
-    from agents.architectures import build_architecture
     from agents.checkpoint import load_state, write_json
     from agents.trainer import NonFiniteLossError, train
-    from memenv.data import FRAME_SHAPES
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -495,10 +504,7 @@ def run_one(
     if is_finished(run_dir):
         return RunResult.load(run_dir / RESULT_FILE)
     config = arch.train_config(protocol, seed)
-    obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
-    model = build_architecture(
-        arch.spec, config.hidden_size, obs_dim, seed=config.seed, options=dict(arch.options)
-    )
+    model = arch.build(config)
     common = dict(arch=arch.name, spec=arch.spec, seed=int(seed), train_config=config.to_dict(),
                   options=dict(arch.options) or None)  # fmt: skip
     if (run_dir / "model.pt").is_file():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import platform
 import shlex
@@ -32,7 +31,7 @@ from typing import Any
 from memenv.cli_args import device, int_list, positive_float, positive_int
 from memenv.errors import UsageError
 from studies.cli_options import add_executor_arguments, executor_from_args
-from studies.jobs import Job, Plan
+from studies.jobs import Job, Plan, report_job
 from studies.provenance import NOT_A_CHECKOUT, code_version, commit_label
 from studies.report import write_report
 
@@ -243,9 +242,9 @@ def run_bench(args: argparse.Namespace) -> int:
 def matched(archs: list[Any], protocol: Any, n_params: int) -> list[Any]:
     """Every architecture with the hidden size that gives it about ``n_params`` parameters."""
     from agents.architectures import match_hidden_size
-    from memenv.data import FRAME_SHAPES
+    from studies.bench import obs_dim_of
 
-    obs_dim = math.prod(FRAME_SHAPES[protocol.dataset]) + 1
+    obs_dim = obs_dim_of(protocol.dataset)
     return [
         a.with_settings(hidden_size=match_hidden_size(a.spec, n_params, obs_dim)) for a in archs
     ]
@@ -298,14 +297,7 @@ def bench_plan(
         for arch in archs
     ]
     jobs.append(
-        Job(
-            "report",
-            "report",
-            partial(write_bench_report, archs, protocol, out, report, invocation),
-            done=partial(bool, False),
-            after=tuple(j.key for j in jobs),
-            always=True,
-        )  # fmt: skip
+        report_job(partial(write_bench_report, archs, protocol, out, report, invocation), jobs)
     )
     return Plan("bench", out, tuple(jobs))
 

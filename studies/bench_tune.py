@@ -120,20 +120,15 @@ def tune_one(
 ) -> float | None:
     """Trains trial ``k`` of ``arch`` on the fit images and scores it on the validation
     images; writes ``score.json`` last. Returns the score (None: the loss diverged)."""
-    from agents.architectures import build_architecture
     from agents.checkpoint import write_json
     from agents.evaluate import evaluate_delays
     from agents.trainer import NonFiniteLossError, train
     from memenv import DelayedRecallTask
-    from memenv.data import FRAME_SHAPES
 
     short = dataclasses.replace(protocol, total_steps=budget.steps, seeds=(budget.seed,))
     trial = arch.with_settings(lr=settings["lr"], options=settings["options"])
     config = trial.train_config(short, budget.seed).replace(split="fit")
-    obs_dim = math.prod(FRAME_SHAPES[config.dataset]) + 1
-    model = build_architecture(
-        arch.spec, config.hidden_size, obs_dim, seed=config.seed, options=settings["options"]
-    )
+    model = trial.build(config)
     folder = trial_dir(out, arch, k)
     record: dict[str, Any] = {"arch": arch.name, "trial": k, **settings, "steps": budget.steps}
     try:

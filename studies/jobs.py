@@ -33,7 +33,8 @@ import platform
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,15 +128,17 @@ class Plan:
         dropped: their outputs are read as they are)."""
         kept = [job for job in self.jobs if keep(job)]
         keys = {job.key for job in kept}
-        kept = [
-            Job(**{**_fields(job), "after": tuple(k for k in job.after if k in keys)})
-            for job in kept
-        ]
+        kept = [replace(job, after=tuple(k for k in job.after if k in keys)) for job in kept]
         return Plan(self.name, self.folder, tuple(kept))
 
 
-def _fields(job: Job) -> dict[str, Any]:
-    return {name: getattr(job, name) for name in Job.__dataclass_fields__}
+def report_job(action: Callable[[list[JobOutcome]], Any], jobs: Sequence[Job]) -> Job:
+    """The report of a study: after every one of ``jobs``, run on every call and even when
+    some of them failed; ``action`` gets this call's outcomes of ``jobs``."""
+    return Job(
+        "report", "report", action, done=partial(bool, False),
+        after=tuple(job.key for job in jobs), always=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from scipy import stats
 from analysis.intervals import t_interval
 from memenv.errors import UsageError
 from studies.finetune import DEFINITIONS, EVAL_DELAYS, finetune_preset, load_result, regularize_run
-from studies.jobs import Job, JobOutcome, Plan, describe_outcome, run_plan
+from studies.jobs import Job, JobOutcome, Plan, describe_outcome, report_job, run_plan
 from studies.provenance import short_commit
 from studies.report import write_report
 
@@ -128,7 +128,7 @@ def study_plan(
             n = study.n_seeds if member is not None else 1
             jobs.append(Job(
                 key, "train", partial(_train_base, study, cell, seed, n, run_dir, progress),
-                partial(_is_file, run_dir / "model.pt"), failures=(NonFiniteLossError,), gpu=gpu,
+                partial(Path.is_file, run_dir / "model.pt"), failures=(NonFiniteLossError,), gpu=gpu,
             ))  # fmt: skip
     for seed in range(study.n_seeds):
         for cell in study.cells:
@@ -138,25 +138,20 @@ def study_plan(
                 jobs.append(Job(
                     f"finetune {cell} s{seed} {mode}", "finetune",
                     partial(_finetune_one, study, Path(source), member, runs_dir, cell, seed, mode),
-                    partial(_is_file, out_dir / "regularize.json"),
+                    partial(Path.is_file, out_dir / "regularize.json"),
                     after=(base_job[cell, seed],) if (cell, seed) in base_job else (),
                     failures=(NonFiniteLossError,), gpu=gpu,
                 ))  # fmt: skip
     if report is not None:
         folder, meta, notes = report
-        jobs.append(Job(
-            "report", "report", partial(_report_job, study, runs_dir, folder, meta, list(notes)),
-            done=partial(bool, False), after=tuple(j.key for j in jobs), always=True,
-        ))  # fmt: skip
+        jobs.append(
+            report_job(partial(_report_job, study, runs_dir, folder, meta, list(notes)), jobs)
+        )
     return Plan("regularize", runs_dir, tuple(jobs))
 
 
 def finetune_dir(runs_dir: Path, cell: str, seed: int, mode: str) -> Path:
     return Path(runs_dir) / "finetune" / f"{cell}-s{seed}-{mode}"
-
-
-def _is_file(path: Path) -> bool:
-    return path.is_file()
 
 
 def _train_base(

@@ -39,7 +39,7 @@ def write_report(
     Args:
         folder: The report folder.
         markdown: ``(file name, text)``, e.g. ``("report.md", text)``.
-        figures: ``{name: matplotlib Figure}``, saved as ``name.png`` (closed afterwards).
+        figures: ``{name: matplotlib Figure}``, saved as ``name.png``.
         data: ``{file name: JSON-able object}``; NaN, infinities and numpy scalars are made
             strict JSON (`json_safe`).
         html_page: Also write the markdown as HTML (same name, ``.html``), figures embedded.
@@ -49,8 +49,6 @@ def write_report(
         ``{"report": markdown file, "html": page, <data file stem>: path,
         "figure_<name>": png}``.
     """
-    import matplotlib.pyplot as plt
-
     from agents.checkpoint import atomic_write_text
 
     folder = Path(folder)
@@ -59,7 +57,6 @@ def write_report(
     for name, figure in (figures or {}).items():
         paths[f"figure_{name}"] = folder / f"{name}.png"
         figure.savefig(paths[f"figure_{name}"], dpi=dpi)
-        plt.close(figure)
     name, text = markdown
     paths["report"] = folder / name
     atomic_write_text(paths["report"], text)

@@ -47,6 +47,7 @@ from studies.jobs import (
     failed_jobs,
     folder_lock,
     read_records,
+    report_job,
     run_plan,
 )
 from studies.provenance import machine_line, short_commit
@@ -358,14 +359,14 @@ def reproduce_plan(
 
     for c, u in runs:
         add("train", "train", partial(_train, config, out, c, u, progress),
-            partial(_is_file, train_dir(out, c, u) / "model.pt"), _nonfinite(), c, u)  # fmt: skip
+            partial(Path.is_file, train_dir(out, c, u) / "model.pt"), _nonfinite(), c, u)  # fmt: skip
     for c, u in runs:
         add("evaluate", "evaluate", partial(_evaluate, config, out, c, u),
-            partial(_is_file, eval_file(out, c, u)), _JOB_ERRORS, c, u)  # fmt: skip
+            partial(Path.is_file, eval_file(out, c, u)), _JOB_ERRORS, c, u)  # fmt: skip
     for c, u in runs:
         for k in range(config.n_seeds):
             add("analyze", "analyze", partial(_analyze, config, out, c, u, k),
-                partial(_is_file, analysis_dir(out, c, u, k) / "summary.json"), _JOB_ERRORS,
+                partial(Path.is_file, analysis_dir(out, c, u, k) / "summary.json"), _JOB_ERRORS,
                 c, u, k)  # fmt: skip
     if config.regularize:
         for u in config.reg_curricula:
@@ -375,17 +376,12 @@ def reproduce_plan(
                 for c in config.cells:
                     for m in config.reg_modes:
                         add("finetune", "regularize", partial(_regularize, config, out, c, u, k, m),
-                            partial(_is_file, finetune_dir(out, c, u, k, m) / "regularize.json"),
+                            partial(Path.is_file, finetune_dir(out, c, u, k, m) / "regularize.json"),
                             _JOB_ERRORS, c, u, k, m)  # fmt: skip
-    jobs.append(Job(
-        "report", "report", partial(write_reproduce_report, config, out, Path(report_dir), meta or {}),
-        done=partial(bool, False), after=tuple(j.key for j in jobs), always=True,
-    ))  # fmt: skip
+    jobs.append(
+        report_job(partial(write_reproduce_report, config, out, Path(report_dir), meta or {}), jobs)
+    )
     return Plan("reproduce", out, tuple(jobs))
-
-
-def _is_file(path: Path) -> bool:
-    return path.is_file()
 
 
 # ------------------------------------------------------------------------------ stages
