@@ -141,6 +141,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="training steps of each tuning trial (default: the runs' own)",
     )
     parser.add_argument(
+        "--tune-rungs",
+        type=positive_int,
+        default=1,
+        help="successive halving: R rungs; every setting first trains --tune-steps / 2^(R-1) "
+        "steps, the better half go on to twice as many, ... (default 1: no halving)",
+    )
+    parser.add_argument(
         "--tune-eval-trials",
         type=positive_int,
         default=300,
@@ -261,6 +268,7 @@ def tune(archs, protocol, out: Path, args, executor, invocation: dict[str, Any])
         trials=args.tune_trials,
         steps=args.tune_steps or protocol.train_config(protocol.seeds[0]).total_steps,
         eval_trials=args.tune_eval_trials,
+        rungs=args.tune_rungs,
     )
     print(f"tuning: {budget.trials} settings x {len(archs)} architectures", flush=True)
     run_plan(tune_plan(archs, protocol, out, budget), executor, progress=not args.no_progress,
@@ -392,6 +400,7 @@ def canonical_command(args: argparse.Namespace) -> str:
     if args.tune:
         parts += ["--tune", "--tune-trials", str(args.tune_trials)]
         parts += ["--tune-steps", str(args.tune_steps)] if args.tune_steps else []
+        parts += ["--tune-rungs", str(args.tune_rungs)] if args.tune_rungs > 1 else []
         parts += ["--tune-eval-trials", str(args.tune_eval_trials)]
     return shlex.join(parts)
 

@@ -3,6 +3,7 @@ images only, the chosen settings reused by the final runs and written to the rep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,15 @@ from agents.architectures import build_architecture, match_hidden_size, n_parame
 from memenv.cli import main
 from memenv.errors import UsageError
 from studies.bench import BenchArchitecture
-from studies.bench_tune import TuneBudget, candidates, tune_plan, tuning_results
+from studies.bench_tune import (
+    TuneBudget,
+    candidates,
+    rung_file,
+    trial_dir,
+    tune_plan,
+    tuning_markdown,
+    tuning_results,
+)
 from studies.jobs import run_plan
 
 
@@ -58,6 +67,56 @@ def test_candidates_start_untuned_and_stay_in_range(tiny_protocol):
         TuneBudget(trials=0)
 
 
+def test_successive_halving_keeps_the_better_half_and_resumes_exactly(tiny_protocol, tmp_path):
+    import torch
+
+    from agents.trainer import train
+
+    gru = BenchArchitecture("gru", "gru")
+    budget = TuneBudget(trials=4, steps=4, eval_trials=4, rungs=3)  # 4 at 1 step, 2 at 2, 1 at 4
+    assert [budget.rung_steps(r) for r in range(3)] == [1, 2, 4]
+    assert [budget.kept(r) for r in range(3)] == [4, 2, 1]
+    assert budget.training_steps() == 4 * 1 + 2 * 1 + 1 * 2
+    plan = tune_plan([gru], tiny_protocol, tmp_path, budget)
+    assert plan.job("tune gru t0 r1").after == tuple(f"tune gru t{k} r0" for k in range(4))
+    run_plan(plan, progress=False)
+
+    def read(k, rung):
+        return json.loads(rung_file(tmp_path, gru, k, rung, budget).read_text())
+
+    first = [read(k, 0) for k in range(4)]
+    # the two best at rung 0 (ties to the earlier trial) went on; the others are stopped
+    best = sorted(range(4), key=lambda k: (-first[k]["score"], k))[:2]
+    second = [read(k, 1) for k in range(4)]
+    assert [not r.get("stopped") for r in second] == [k in best for k in range(4)]
+    assert all(second[k]["steps"] == (2 if k in best else 1) for k in range(4))
+    winner = min(best, key=lambda k: (-second[k]["score"], k))
+    results = tuning_results([gru], tmp_path, budget)["gru"]
+    assert results["chosen"]["trial"] == winner and results["chosen"]["steps"] == 4
+    assert sum(not t.get("stopped") for t in results["trials"]) == 1
+    assert "successive halving over 3 rungs: 4 at 1, then 2 at 2, then 1 at 4 steps" in (
+        tuning_markdown({"gru": results}, budget)
+    )
+
+    # the winner trained 1, then 2, then 4 steps in three resumed calls: the same weights as
+    # one uninterrupted run of its settings
+    settings = candidates(gru, tiny_protocol, budget)[winner]
+    short = dataclasses.replace(tiny_protocol, total_steps=4)
+    trial = gru.with_settings(lr=settings["lr"], options=settings["options"])
+    config = trial.train_config(short, 0).replace(split="fit", checkpoint_every=1)
+    straight = train(config, tmp_path / "straight", model=trial.build(config), progress=False)
+    rungs = torch.load(trial_dir(tmp_path, gru, winner) / "run" / "model.pt", weights_only=True)
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(rungs["state_dict"][name], value, rtol=0, atol=0)
+
+
+def test_tune_budget_rejects_more_rungs_than_halvings():
+    with pytest.raises(UsageError, match="rungs=4 halves 7 trials below one trial; use at most 3"):
+        TuneBudget(trials=7, rungs=4)
+    with pytest.raises(UsageError, match="rungs=3 needs at least 4 steps"):
+        TuneBudget(trials=8, steps=3, rungs=3)
+
+
 def test_match_params_sizes_each_architecture():
     for spec, step in (("gru", 1), ("lru", 1), ("transformer", 4)):  # 4 heads: sizes by 4
         size = match_hidden_size(spec, 50_000)
@@ -74,7 +133,7 @@ def test_cli_tunes_then_runs_with_the_chosen_settings(mnist_root, tmp_path, caps
     argv = ["bench", "--archs", "gru,lru", "--seeds", "0", "--steps", "3", "--batch-size", "8",
             "--data-root", str(mnist_root), "--device", "cpu", "--n-trials", "4",
             "--eval-batch-size", "4", "--anchor-trials", "2", "--out", str(out), "--no-progress",
-            "--tune", "--tune-trials", "2", "--tune-eval-trials", "4",
+            "--tune", "--tune-trials", "2", "--tune-rungs", "2", "--tune-eval-trials", "4",
             "--match-params", "20000"]  # fmt: skip
     assert main(argv) == 0
     tuning = json.loads((out / "tuning.json").read_text())["results"]
@@ -84,6 +143,7 @@ def test_cli_tunes_then_runs_with_the_chosen_settings(mnist_root, tmp_path, caps
         assert saved["train_config"]["lr"] == tuning[row["arch"]]["chosen"]["lr"]
         assert abs(row["n_parameters"] - 20_000) < 0.2 * 20_000
     text = (out / "bench_table.md").read_text()
-    assert "## Tuning" in text and "| gru |" in text and "--tune --tune-trials 2" in text
+    assert "## Tuning" in text and "| gru |" in text
+    assert "--tune --tune-trials 2 --tune-rungs 2" in text
     assert table["meta"]["settings"]["hidden_size"] == "per architecture"
     assert "tuning: 2 settings x 2 architectures" in capsys.readouterr().out
