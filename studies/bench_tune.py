@@ -267,7 +267,8 @@ def tuning_results(
 ) -> dict[str, dict[str, Any]]:
     """``{arch: {"trials": [last-rung records], "chosen": best record}}`` from the saved
     scores (UsageError naming the trials not finished). The chosen trial is the best of those
-    that reached the last rung."""
+    that reached the last rung. Under halving each record also has ``rung_scores``:
+    ``[{"steps", "score"}]`` at every rung the trial trained to."""
     from agents.checkpoint import read_json
 
     missing = [
@@ -281,6 +282,14 @@ def tuning_results(
     results = {}
     for arch in archs:
         trials = [read_json(trial_dir(out, arch, k) / SCORE_FILE) for k in range(budget.trials)]
+        if budget.rungs > 1:  # each trial's way up: its score at every rung it trained to
+            for k, trial in enumerate(trials):
+                rungs = [read_json(rung_file(out, arch, k, r, budget)) for r in range(budget.rungs)]
+                trial["rung_scores"] = [
+                    {"steps": r["steps"], "score": r["score"]}
+                    for r in rungs
+                    if not r.get("stopped")
+                ]
         scored = [t for t in trials if t["score"] is not None and not t.get("stopped")]
         # ties go to the earlier trial: the untuned setting wins a tie
         chosen = max(scored, key=lambda t: t["score"]) if scored else trials[0]

@@ -12,6 +12,11 @@ only a handful of files (a lent GPU: at most 8 files of 16 MiB each).
 
 Nothing else is needed to rebuild the report's numbers and figures; the checkpoints of the
 backtracking and the fine-tuned networks stay behind.
+
+`copy_results(out, dest)` copies a study folder without its weights (every ``*.pt``): what a
+report and a resumed study read, small enough to commit or share. The benchmark counts a run
+whose ``bench.json`` is there as finished, so a study resumed from such a copy redoes only
+what was not finished.
 """
 
 from __future__ import annotations
@@ -58,6 +63,27 @@ def pack_study(
         for model in sorted((out / "train").glob("*/model.pt")):
             archive.add(model, arcname=f"train/{model.parent.name}/model.pt")
     return [report, *_write_parts(buffer.getvalue(), dest / "weights.tar.xz", max_bytes)]
+
+
+def copy_results(out: str | Path, dest: str | Path) -> list[Path]:
+    """Copies the folder ``out`` into ``dest`` (created; files already there are replaced)
+    without its weights and checkpoints (``*.pt``), its lock and its running-job markers
+    (`studies.jobs`); returns the files copied."""
+    from studies.jobs import LOCK_FILE, RUNNING_DIR
+
+    out, dest = Path(out), Path(dest)
+    if not out.is_dir():
+        raise UsageError(f"{out} is not a folder")
+    copied = []
+    for source in sorted(out.rglob("*")):
+        inside = source.relative_to(out).parts
+        if not source.is_file() or source.suffix == ".pt" or {LOCK_FILE, RUNNING_DIR} & set(inside):
+            continue
+        target = dest / source.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        copied.append(target)
+    return copied
 
 
 def _write_parts(data: bytes, path: Path, max_bytes: int) -> list[Path]:

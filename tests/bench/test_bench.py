@@ -39,6 +39,16 @@ def test_bad_protocol_names_the_value(changes, message):
         BenchProtocol(**changes)
 
 
+def test_a_finished_run_shared_without_its_weights_is_not_redone(tiny_protocol, tmp_path):
+    arch = resolve_architectures(["gru"])[0]
+    result = bench.run_one(arch, 0, tiny_protocol, tmp_path)
+    run_dir = tmp_path / "gru" / "seed0"
+    for weights in run_dir.rglob("*.pt"):
+        weights.unlink()
+    assert bench.run_one(arch, 0, tiny_protocol, tmp_path) == result
+    assert not list(run_dir.rglob("*.pt"))  # not trained again
+
+
 def test_every_builtin_trains_evaluates_and_is_measured(tiny_protocol, tmp_path):
     archs = resolve_architectures(list(BUILTIN))
     for arch in archs:

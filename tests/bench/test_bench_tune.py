@@ -94,6 +94,13 @@ def test_successive_halving_keeps_the_better_half_and_resumes_exactly(tiny_proto
     results = tuning_results([gru], tmp_path, budget)["gru"]
     assert results["chosen"]["trial"] == winner and results["chosen"]["steps"] == 4
     assert sum(not t.get("stopped") for t in results["trials"]) == 1
+    assert results["trials"][winner]["rung_scores"] == [
+        {"steps": s, "score": r["score"]} for s, r in ((1, first[winner]), (2, second[winner]),
+                                                       (4, results["chosen"]))
+    ]  # fmt: skip
+    assert [len(t["rung_scores"]) for t in results["trials"]] == [
+        3 if k == winner else 2 if k in best else 1 for k in range(4)
+    ]
     assert "successive halving over 3 rungs: 4 at 1, then 2 at 2, then 1 at 4 steps" in (
         tuning_markdown({"gru": results}, budget)
     )

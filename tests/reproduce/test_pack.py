@@ -7,6 +7,7 @@ import tarfile
 import pytest
 import torch
 
+from memenv.errors import UsageError
 from studies.pack import pack_study, unpack_weights
 
 
@@ -62,3 +63,22 @@ def test_bad_inputs_name_the_problem(tmp_path):
         pack_study(out, out / "nowhere", tmp_path / "pack")
     with pytest.raises(ValueError, match="holds no weights.tar.xz nor its parts"):
         unpack_weights(tmp_path, tmp_path / "back")
+
+
+def test_copy_results_leaves_weights_lock_and_markers_behind(tmp_path):
+    from studies.pack import copy_results
+
+    out, _ = _study(tmp_path, 4_000)
+    (out / ".lock").write_text("")
+    (out / ".running").mkdir()
+    (out / ".running" / "train_gru.json").write_text("{}")
+    (out / "train" / "gru-vocu" / "bench.json").write_text('{"status": "done"}')
+    copied = copy_results(out, tmp_path / "copy")
+    assert sorted(str(p.relative_to(tmp_path / "copy")) for p in copied) == [
+        "config.json", "report/accuracy.png", "report/report.md", "train/gru-vocu/bench.json",
+    ]  # fmt: skip
+    assert (tmp_path / "copy" / "train" / "gru-vocu" / "bench.json").read_text() == (
+        '{"status": "done"}'
+    )
+    with pytest.raises(UsageError, match="nowhere is not a folder"):
+        copy_results(tmp_path / "nowhere", tmp_path / "copy2")
