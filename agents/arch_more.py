@@ -121,8 +121,8 @@ class IndRNNModel(nn.Module):
         for layer, h in enumerate(state.chunk(self.n_layers, dim=-1)):
             drive = self.inputs[layer](layer_in)  # [B, T, N]: the input of all steps at once
             states = []
-            for t in range(obs.shape[1]):
-                h = functional.relu(drive[:, t] + u[layer] * h)
+            for drive_t in drive.unbind(1):  # unbind: see arch_ssm.S4DModel.forward
+                h = functional.relu(drive_t + u[layer] * h)
                 states.append(h)
             layer_in = torch.stack(states, dim=1)
             finals.append(h)
@@ -226,8 +226,8 @@ class SLSTMModel(nn.Module):
         state = self.initial_state(obs.shape[0]) if state is None else tuple(state)
         drive = self.inputs(obs)  # [B, T, 4N]: the input projection of all steps at once
         hs = []
-        for t in range(obs.shape[1]):
-            state = self._step(drive[:, t], state)
+        for drive_t in drive.unbind(1):  # unbind: see arch_ssm.S4DModel.forward
+            state = self._step(drive_t, state)
             hs.append(state[0])
         return self.head(torch.stack(hs, dim=1)), state
 

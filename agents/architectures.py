@@ -122,8 +122,9 @@ class LRUModel(nn.Module):
         u_im = gamma * self.input_im(obs)
         a, b = h.chunk(2, dim=-1)
         states = []
-        for t in range(obs.shape[1]):
-            a, b = lam_re * a - lam_im * b + u_re[:, t], lam_re * b + lam_im * a + u_im[:, t]
+        # unbind, not [:, t]: the backward of T index ops writes T zero-filled [B, T, N] tensors
+        for re_t, im_t in zip(u_re.unbind(1), u_im.unbind(1), strict=True):
+            a, b = lam_re * a - lam_im * b + re_t, lam_re * b + lam_im * a + im_t
             states.append(torch.cat([a, b], dim=-1))
         h_btx = torch.stack(states, dim=1)
         return self.head(h_btx), h_btx[:, -1]
@@ -184,8 +185,8 @@ class MinGRUModel(nn.Module):
         z_pre, candidate = self.gates(obs).chunk(2, dim=-1)
         z = torch.sigmoid(z_pre)
         states = []
-        for t in range(obs.shape[1]):
-            h = h + z[:, t] * (candidate[:, t] - h)
+        for z_t, candidate_t in zip(z.unbind(1), candidate.unbind(1), strict=True):  # as the LRU
+            h = h + z_t * (candidate_t - h)
             states.append(h)
         h_btn = torch.stack(states, dim=1)
         return self.head(h_btn), h_btn[:, -1]
