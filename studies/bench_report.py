@@ -156,7 +156,8 @@ class BenchTable:
             "trained-range value to chance, interpolated in log delay on the evaluated delays "
             f"(up to {self.longest_delay()}), of the mean curve over seeds [95% bootstrap "
             "interval over seeds]; `>= D`: it never fell that far (a lower bound); `-`: the "
-            "trained-range accuracy is at chance. Rows are sorted by it.",
+            "trained-range accuracy is below halfway from chance to 1 (the model did not learn "
+            "the task; no memory to measure). Rows are sorted by it.",
             "accuracy: share of held-out trials whose answer at the trigger is the image's "
             "class; mean ± half-width of the 95% t-interval over seeds (one seed: the mean "
             "alone).",

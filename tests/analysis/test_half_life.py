@@ -28,6 +28,9 @@ def test_never_falling_is_a_lower_bound_and_chance_has_none():
     assert curve_half_life(DELAYS, [0.9, 0.9, 0.9, 0.8, 0.7], (4, 19), 0.1) == (1900.0, True)
     delay, censored = curve_half_life(DELAYS, [0.1, 0.1, 0.1, 0.1, 0.1], (4, 19), 0.1)
     assert math.isnan(delay) and not censored
+    # learned less than halfway from chance to 1 (0.55): no half-life, however the curve falls
+    assert math.isnan(curve_half_life(DELAYS, [0.5, 0.5, 0.5, 0.1, 0.1], (4, 19), 0.1)[0])
+    assert curve_half_life(DELAYS, [0.56, 0.56, 0.56, 0.1, 0.1], (4, 19), 0.1)[0] < 190
     summary = memory_half_life(DELAYS, [[0.9, 0.9, 0.9, 0.8, 0.7]] * 3, (4, 19), 0.1)
     assert summary.censored and summary.low_censored and summary.text() == ">= 1900"
     assert memory_half_life(DELAYS, [[0.1] * 5], (4, 19), 0.1).text() == "-"
