@@ -281,15 +281,18 @@ def tuning_results(
         raise UsageError(f"tuning is not finished: no score for {', '.join(missing)}")
     results = {}
     for arch in archs:
-        trials = [read_json(trial_dir(out, arch, k) / SCORE_FILE) for k in range(budget.trials)]
-        if budget.rungs > 1:  # each trial's way up: its score at every rung it trained to
-            for k, trial in enumerate(trials):
-                rungs = [read_json(rung_file(out, arch, k, r, budget)) for r in range(budget.rungs)]
+        trials = []
+        for k in range(budget.trials):
+            # one read per rung file; the last rung's (score.json) is the trial's record
+            rungs = [read_json(rung_file(out, arch, k, r, budget)) for r in range(budget.rungs)]
+            trial = rungs[-1]
+            if budget.rungs > 1:  # each trial's way up: its score at every rung it trained to
                 trial["rung_scores"] = [
                     {"steps": r["steps"], "score": r["score"]}
                     for r in rungs
                     if not r.get("stopped")
                 ]
+            trials.append(trial)
         scored = [t for t in trials if t["score"] is not None and not t.get("stopped")]
         # ties go to the earlier trial: the untuned setting wins a tie
         chosen = max(scored, key=lambda t: t["score"]) if scored else trials[0]
