@@ -48,9 +48,9 @@ IGNORED_SETTINGS = ("device",)
 trainer also resumes a run on another device: `agents.trainer.RESUME_IGNORED_FIELDS`)."""
 ANCHOR = "centre of mass (15 steps after the image), mean noise frame as input"
 MULTIPLES = (2, 10, 100)
+"""Delays reported beyond training, as multiples of the longest trained delay."""
 PER_ARCHITECTURE = ("lr", "hidden_size", "options")
 """Settings an architecture may have of its own (``--tune``, ``--match-params``)."""
-"""Delays reported beyond training, as multiples of the longest trained delay."""
 
 
 @dataclass(frozen=True)
