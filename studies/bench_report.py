@@ -270,6 +270,17 @@ def aggregate(
     return table
 
 
+ROW_LINES = (("-", "o"), ("--", "s"), ("-.", "^"))
+"""Line style and marker of the rows, one pair per ten colours (dotted is the chance line)."""
+
+
+def row_style(i: int) -> tuple[str, str, str]:
+    """``(colour, line style, marker)`` of the figure's row ``i``: ten colours, then the same
+    colours with the next line style, so 30 rows stay distinguishable."""
+    line, marker = ROW_LINES[(i // 10) % len(ROW_LINES)]
+    return f"C{i % 10}", line, marker
+
+
 def plot_bench(table: BenchTable, ax=None, title: str | None = None):
     """Accuracy vs delay (log axis), one curve per architecture: mean over seeds with its 95%
     t-interval as a band (clipped to [0, 1]), the chance line (``1 / n_classes``) and, in the
@@ -288,8 +299,11 @@ def plot_bench(table: BenchTable, ax=None, title: str | None = None):
         if not row.seeds:
             continue
         mean, half = t_interval(row.accuracy)
-        color = f"C{i}"
-        ax.plot(row.delays, mean, "o-", ms=3, color=color, label=f"{row.arch} (n={len(row.seeds)})")
+        color, line, marker = row_style(i)
+        ax.plot(
+            row.delays, mean, ls=line, marker=marker, ms=3, color=color,
+            label=f"{row.arch} (n={len(row.seeds)})",
+        )  # fmt: skip
         band = np.nan_to_num(half, nan=0.0)
         ax.fill_between(
             row.delays, np.clip(mean - band, 0, 1), np.clip(mean + band, 0, 1),

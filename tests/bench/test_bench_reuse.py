@@ -256,3 +256,19 @@ def test_commit_comes_from_the_code_not_the_working_directory(tmp_path, monkeypa
     from studies.bench_commands import commit_label
 
     assert commit_label(None) == NOT_A_CHECKOUT == "not a git checkout"
+
+
+def test_figure_tells_fourteen_rows_apart():
+    from matplotlib.colors import to_hex
+
+    names = [f"arch{i}" for i in range(14)]
+    results = [_result(name, 0, [0.9, 0.5, 0.2]) for name in names]
+    axes = plot_bench(aggregate(results, (4, 19, 38), (4, 19), order=names)).axes[0]
+    curves = [
+        line for line in axes.get_lines() if line.get_label() in {f"{n} (n=1)" for n in names}
+    ]
+    styles = {
+        (to_hex(line.get_color()), line.get_linestyle(), line.get_marker()) for line in curves
+    }
+    assert len(curves) == 14 and len(styles) == 14
+    assert ":" not in {line.get_linestyle() for line in curves}  # dotted is the chance line
