@@ -61,8 +61,8 @@ class TuningEffect:
             among ``seeds``.
         per_seed_tuned, per_seed_untuned: ``[(half-life, censored)]`` per seed (NaN: did not
             learn or diverged).
-        longest: The longest evaluated delay; acc_longest_tuned, acc_longest_untuned: mean
-            accuracy there over finished seeds.
+        longest: The longest evaluated delay; acc_longest_tuned, acc_longest_untuned: accuracy
+            there per seed (NaN: diverged).
     """
 
     arch: str
@@ -76,15 +76,16 @@ class TuningEffect:
     per_seed_tuned: tuple[tuple[float, bool], ...]
     per_seed_untuned: tuple[tuple[float, bool], ...]
     longest: int
-    acc_longest_tuned: float
-    acc_longest_untuned: float
+    acc_longest_tuned: tuple[float, ...]
+    acc_longest_untuned: tuple[float, ...]
 
     def __post_init__(self) -> None:
         n = len(self.seeds)
-        if len(self.per_seed_tuned) != n or len(self.per_seed_untuned) != n:
+        sides = (self.per_seed_tuned, self.per_seed_untuned)
+        sides += (self.acc_longest_tuned, self.acc_longest_untuned)
+        if any(len(side) != n for side in sides):
             raise ValueError(
-                f"{self.arch}: {n} seeds but {len(self.per_seed_tuned)} tuned and "
-                f"{len(self.per_seed_untuned)} untuned per-seed half-lives"
+                f"{self.arch}: {n} seeds but per-seed values of {[len(s) for s in sides]}"
             )
 
     def outcomes(self) -> tuple[int, int, int]:
@@ -96,6 +97,12 @@ class TuningEffect:
         longer = sum(t > u for t, u in keys)
         shorter = sum(t < u for t, u in keys)
         return longer, shorter, len(keys) - longer - shorter
+
+    def higher_at_longest(self) -> int:
+        """Seeds whose tuned accuracy at the longest delay beats the untuned one (a diverged
+        side counts as lower)."""
+        pairs = zip(self.acc_longest_tuned, self.acc_longest_untuned, strict=True)
+        return sum(bool(np.nan_to_num(t, nan=-1.0) > np.nan_to_num(u, nan=-1.0)) for t, u in pairs)
 
     def change_text(self) -> str:
         """Tuned half-life over untuned of the mean curves: ``"x4.0"``, ``">= x4.0"`` when only
@@ -131,8 +138,10 @@ class TuningEffect:
             "per_seed_tuned": seeds_of(self.per_seed_tuned),
             "per_seed_untuned": seeds_of(self.per_seed_untuned),
             "change": self.change_text(), "longer": longer, "shorter": shorter, "ties": ties,
-            "longest": self.longest, "acc_longest_tuned": _finite(self.acc_longest_tuned),
-            "acc_longest_untuned": _finite(self.acc_longest_untuned),
+            "longest": self.longest,
+            "acc_longest_tuned": [_finite(a) for a in self.acc_longest_tuned],
+            "acc_longest_untuned": [_finite(a) for a in self.acc_longest_untuned],
+            "higher_at_longest": self.higher_at_longest(),
         }  # fmt: skip
 
 
@@ -213,8 +222,8 @@ def _effect(
         per_seed_tuned=tuple(_seed_half_life(r, delays, trained, chance) for r in tuned),
         per_seed_untuned=tuple(_seed_half_life(r, delays, trained, chance) for r in untuned),
         longest=int(delays[-1]),
-        acc_longest_tuned=_mean_at_longest(tuned, delays),
-        acc_longest_untuned=_mean_at_longest(untuned, delays),
+        acc_longest_tuned=tuple(_at_longest(r, delays) for r in tuned),
+        acc_longest_untuned=tuple(_at_longest(r, delays) for r in untuned),
     )
 
 
@@ -269,9 +278,10 @@ def _mean_half_life(
     return memory_half_life(delays, accuracy_sxd, trained, chance)
 
 
-def _mean_at_longest(results: list[RunResult], delays: np.ndarray) -> float:
-    values = [r.accuracy_at((int(delays[-1]),))[0] for r in results if r.status == "done"]
-    return float(np.mean(values)) if values else math.nan
+def _at_longest(result: RunResult, delays: np.ndarray) -> float:
+    if result.status != "done" or not delays.size:
+        return math.nan
+    return float(result.accuracy_at((int(delays[-1]),))[0])
 
 
 def _names(results: list[RunResult]) -> str:
@@ -301,8 +311,8 @@ def markdown(effects: list[TuningEffect]) -> str:
     lines = [
         "| architecture | lr tuned | lr untuned | seeds | half-life tuned | half-life untuned "
         "| change | per seed tuned | per seed untuned | longer / shorter / tie "
-        f"| acc @ {longest} tuned | acc @ {longest} untuned |",
-        "|---|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|",
+        f"| acc @ {longest} tuned | acc @ {longest} untuned | tuned higher @ {longest} |",
+        "|---|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for e in effects:
         lr_tuned = f"{e.lr_tuned:.2e}"
@@ -315,7 +325,8 @@ def markdown(effects: list[TuningEffect]) -> str:
             f"| {e.arch} | {lr_tuned} | {e.lr_untuned:.2e} | {','.join(map(str, e.seeds))} "
             f"| {e.half_life_tuned.text()} | {e.half_life_untuned.text()} | {e.change_text()} "
             f"| {per_tuned} | {per_untuned} | {longer} / {shorter} / {ties} "
-            f"| {_acc(e.acc_longest_tuned)} | {_acc(e.acc_longest_untuned)} |"
+            f"| {_mean(e.acc_longest_tuned)} | {_mean(e.acc_longest_untuned)} "
+            f"| {e.higher_at_longest()} of {len(e.seeds)} |"
         )
     lines += [
         "",
@@ -327,14 +338,17 @@ def markdown(effects: list[TuningEffect]) -> str:
         "diverged. *change*: tuned over untuned half-life of the mean curves. *longer / "
         "shorter / tie*: seeds whose tuned curve kept its memory longer, shorter, as long "
         "(a censored curve counts as longer than any measured one, one that did not learn as "
-        "shorter). Per architecture the counts are descriptive: with 5 seeds or fewer no sign test "
+        "shorter). *acc*: mean over the seeds that finished; *tuned higher*: seeds whose tuned accuracy "
+        "at the longest delay beats the untuned one, which tells apart two curves that are both "
+        "censored. Per architecture the counts are descriptive: with 5 seeds or fewer no sign test "
         "reaches p < 0.05.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _acc(value: float) -> str:
-    return f"{value:.3f}" if math.isfinite(value) else "-"
+def _mean(values: tuple[float, ...]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{np.mean(finite):.3f}" if finite else "-"
 
 
 def read_results(runs_dir: str | Path, archs: list[str] | None = None) -> list[RunResult]:

@@ -61,7 +61,8 @@ def test_pairs_common_seeds_and_counts_each_outcome():
     assert math.isnan(gru.per_seed_tuned[3][0]) and gru.per_seed_tuned[0] == (2000.0, True)
     assert 38 < gru.per_seed_untuned[0][0] < 190 and not gru.per_seed_untuned[0][1]
     assert gru.half_life_tuned.n_seeds == 3  # the diverged seed has no curve
-    assert gru.acc_longest_tuned == pytest.approx((0.9 + 0.9 + 0.1) / 3)
+    assert gru.acc_longest_tuned[:3] == (0.9, 0.9, 0.1) and math.isnan(gru.acc_longest_tuned[3])
+    assert gru.higher_at_longest() == 1  # seed 0 (0.9 > 0.1); seed 3 diverged counts lower
     assert lru.outcomes() == (1, 0, 0) and lru.change_text() == "learned"
     assert (lru.options_tuned, lru.options_untuned) == ({"r_min": 0.7}, {})
 
@@ -111,7 +112,8 @@ def test_command_reads_folders_and_writes_table_and_json(tmp_path, capsys):
     assert main([*argv, "--json", str(data)]) == 0
     text = out.read_text()
     assert text == markdown(compare_tuning(*_both(tmp_path)))
-    assert "| gru | 8.00e-03 | 1.00e-03 | 0,1 | >= 2000 |" in text and "| 2 / 0 / 0 |" in text
+    assert "| gru | 8.00e-03 | 1.00e-03 | 0,1 | >= 2000 |" in text
+    assert "| 2 / 0 / 0 | 0.900 | 0.100 | 2 of 2 |" in text
     saved = json.loads(data.read_text())
     assert saved["sign_test"]["longer"] == 2 and saved["architectures"][0]["ties"] == 0
 
