@@ -24,7 +24,7 @@ p < 0.05 (its smallest two-sided p is 2 / 2^5 = 0.0625).
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from agents.checkpoint import atomic_write_text, write_json
 from analysis.half_life import HalfLife, curve_half_life, memory_half_life
 from memenv.errors import UsageError
 from studies.bench import (
@@ -43,6 +44,7 @@ from studies.bench import (
     result_settings,
     settings_mismatch,
 )
+from studies.report import json_safe
 
 DIFFERING = ("seed", "spec", *PER_ARCHITECTURE)
 """Settings two paired runs may differ in (the seed and spec only between architectures)."""
@@ -124,10 +126,11 @@ class TuningEffect:
         return f"{prefix}x{ratio:.1f}"
 
     def to_dict(self) -> dict[str, Any]:
+        """Every number, NaN where undefined (`studies.report.json_safe` makes it strict JSON)."""
         longer, shorter, ties = self.outcomes()
 
         def seeds_of(pairs: tuple[tuple[float, bool], ...]) -> list[dict[str, Any]]:
-            return [{"delay": d if math.isfinite(d) else None, "censored": c} for d, c in pairs]
+            return [{"delay": d, "censored": c} for d, c in pairs]
 
         return {
             "arch": self.arch, "seeds": list(self.seeds),
@@ -139,8 +142,8 @@ class TuningEffect:
             "per_seed_untuned": seeds_of(self.per_seed_untuned),
             "change": self.change_text(), "longer": longer, "shorter": shorter, "ties": ties,
             "longest": self.longest,
-            "acc_longest_tuned": [_finite(a) for a in self.acc_longest_tuned],
-            "acc_longest_untuned": [_finite(a) for a in self.acc_longest_untuned],
+            "acc_longest_tuned": list(self.acc_longest_tuned),
+            "acc_longest_untuned": list(self.acc_longest_untuned),
             "higher_at_longest": self.higher_at_longest(),
         }  # fmt: skip
 
@@ -289,14 +292,8 @@ def _names(results: list[RunResult]) -> str:
     return ", ".join(names) if names else "no runs"
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def _half_life_text(delay: float, censored: bool) -> str:
-    if not math.isfinite(delay):
-        return "-"
-    return f">= {delay:.0f}" if censored else f"{delay:.0f}"
+    return HalfLife(delay, censored, math.nan, math.nan, False, 1).text()
 
 
 def _options_text(options: dict[str, Any]) -> str:
@@ -386,18 +383,16 @@ def run_compare(args: argparse.Namespace) -> int:
     effects = compare_tuning(read_results(args.tuned, archs), read_results(args.untuned, archs))
     text = markdown(effects)
     if args.out:
-        Path(args.out).write_text(text)
+        atomic_write_text(Path(args.out), text)
     else:
         print(text, end="")
     if args.json_path:
-        test = sign_test(effects)
         data = {
             "tuned": str(args.tuned), "untuned": str(args.untuned),
             "architectures": [e.to_dict() for e in effects],
-            "sign_test": {"longer": test.longer, "shorter": test.shorter, "ties": test.ties,
-                          "p_value": test.p_value},
+            "sign_test": dataclasses.asdict(sign_test(effects)),
         }  # fmt: skip
-        Path(args.json_path).write_text(json.dumps(data, indent=1) + "\n")
+        write_json(Path(args.json_path), json_safe(data))
     return 0
 
 

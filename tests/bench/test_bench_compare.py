@@ -7,7 +7,14 @@ import pytest
 
 from memenv.errors import UsageError
 from studies.bench import RunResult
-from studies.bench_compare import compare_tuning, main, markdown, order_key, sign_test
+from studies.bench_compare import (
+    compare_tuning,
+    main,
+    markdown,
+    order_key,
+    read_results,
+    sign_test,
+)
 
 DELAYS = [4, 19, 38, 190, 2000]
 CURVES = {  # trained delays 4-19, chance 0.1: the half-way level of a 0.9 curve is 0.5
@@ -111,7 +118,8 @@ def test_command_reads_folders_and_writes_table_and_json(tmp_path, capsys):
     argv = [str(tmp_path / "tuned"), str(tmp_path / "untuned"), "--out", str(out)]
     assert main([*argv, "--json", str(data)]) == 0
     text = out.read_text()
-    assert text == markdown(compare_tuning(*_both(tmp_path)))
+    both = (read_results(tmp_path / "tuned"), read_results(tmp_path / "untuned"))
+    assert text == markdown(compare_tuning(*both))
     assert "| gru | 8.00e-03 | 1.00e-03 | 0,1 | >= 2000 |" in text
     assert "| 2 / 0 / 0 | 0.900 | 0.100 | 2 of 2 |" in text
     saved = json.loads(data.read_text())
@@ -119,9 +127,3 @@ def test_command_reads_folders_and_writes_table_and_json(tmp_path, capsys):
 
     assert main([str(tmp_path / "missing"), str(tmp_path / "untuned")]) == 2
     assert "missing is not a folder of benchmark runs" in capsys.readouterr().err
-
-
-def _both(tmp_path):
-    from studies.bench_compare import read_results
-
-    return read_results(tmp_path / "tuned"), read_results(tmp_path / "untuned")
